@@ -1,0 +1,101 @@
+"""Adam, exactly as Keras 3 computes it."""
+
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+
+from nn import kernels
+from nn.errors import InputError
+
+
+class AdamState(NamedTuple):
+    """Adam's state: steps taken, first moments m and second moments v (one per parameter)."""
+
+    count: int
+    m: list
+    v: list
+
+
+class Adam:
+    """Adam as in Keras 3 (`keras.optimizers.Adam`), step for step.
+
+    With t counting from 1, for each parameter w and its gradient g:
+
+        alpha = lr * sqrt(1 - b2^t) / (1 - b1^t)
+        m += (g - m) * (1 - b1)
+        v += (g^2 - v) * (1 - b2)
+        w -= (m * alpha) / (sqrt(v) + eps)
+
+    Defaults lr=0.001, b1=0.9, b2=0.999, eps=1e-7 are Keras's.
+
+    Where frameworks differ:
+    - eps is added to sqrt(v), the *uncorrected* second moment, with the bias
+      correction folded into alpha. PyTorch instead adds eps to
+      sqrt(v_hat) = sqrt(v / (1 - b2^t)), so the same eps weighs differently
+      early in training; PyTorch's default eps is also 1e-8, not 1e-7.
+    - Keras computes b1^t and b2^t from b1 and b2 cast through a float32
+      constant first (`ops.cast(0.9, dtype)` goes via float32), so in float64
+      it uses float32(0.9) = 0.89999997615814 widened to float64. We do the
+      same; in float64 the exact 0.9 would differ from Keras by a constant
+      relative 6.7e-6 in every step. (1 - b1) in the moment updates is the
+      plain Python float, as in Keras.
+    Everything is computed in the parameter's dtype, in Keras's order of
+    operations, so float32 steps round as Keras's do.
+    """
+
+    name = "adam"
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+        for name, value, lo, hi in (
+            ("learning_rate", learning_rate, 0.0, np.inf),
+            ("beta_1", beta_1, 0.0, 1.0),
+            ("beta_2", beta_2, 0.0, 1.0),
+            ("epsilon", epsilon, 0.0, np.inf),
+        ):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not lo <= value < hi:
+                raise InputError(f"Adam {name} must be a number in [{lo}, {hi}); got {value!r}")
+        self.learning_rate = float(learning_rate)
+        self.beta_1 = float(beta_1)
+        self.beta_2 = float(beta_2)
+        self.epsilon = float(epsilon)
+        self.state = None
+
+    def build(self, params):
+        """Zero moments for a list of parameter arrays; count starts at 0."""
+        self.state = AdamState(0, [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params])
+
+    @property
+    def iterations(self):
+        """Number of updates applied so far (Keras's `optimizer.iterations`)."""
+        return 0 if self.state is None else self.state.count
+
+    def coefficients(self, t, dtype):
+        """(alpha, 1 - b1, 1 - b2, eps) for step t >= 1, as scalars of `dtype`."""
+        f = np.dtype(dtype).type
+        b1_power = f(np.float32(self.beta_1)) ** f(t)
+        b2_power = f(np.float32(self.beta_2)) ** f(t)
+        alpha = f(self.learning_rate) * np.sqrt(f(1) - b2_power) / (f(1) - b1_power)
+        return alpha, f(1 - self.beta_1), f(1 - self.beta_2), f(self.epsilon)
+
+    def apply(self, params, grads, backend=None):
+        """One step: update every array in `params` in place from `grads`."""
+        if self.state is None:
+            self.build(params)
+        backend = backend or kernels.get_backend("numpy")
+        t = self.state.count + 1
+        coeffs = {}
+        for w, g, m, v in zip(params, grads, self.state.m, self.state.v):
+            if w.dtype not in coeffs:
+                coeffs[w.dtype] = self.coefficients(t, w.dtype)
+            backend.adam_update(w, g, m, v, *coeffs[w.dtype])
+        self.state = self.state._replace(count=t)
+
+    def get_config(self):
+        """Constructor arguments."""
+        return {
+            "learning_rate": self.learning_rate,
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+        }
