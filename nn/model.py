@@ -1,0 +1,325 @@
+"""Sequential: a stack of layers with Keras's compile / fit / evaluate / predict."""
+
+import math
+
+import numpy as np
+
+from nn import _checks, kernels
+from nn.callbacks import Callback, History, ProgressBar
+from nn.errors import InputError, ModelError
+from nn.layers import Dense, Layer, Softmax
+from nn.losses import SparseCategoricalCrossentropy
+from nn.optimizers import Adam
+
+
+def _unique_names(layers):
+    """Rename repeats Keras's way: dense, dense_1, dense_2, ..."""
+    seen = {}
+    for layer in layers:
+        base = layer.name
+        if base in seen:
+            seen[base] += 1
+            layer.name = f"{base}_{seen[base]}"
+        else:
+            seen[base] = 0
+
+
+class Sequential:
+    """Layers applied in order, trained by backprop, as keras.Sequential.
+
+    layers: list of nn.layers.Layer. input_shape: shape of one example, e.g.
+    (28, 28); taken from the first layer's `input_shape` if given there, else
+    from the first data seen. dtype: "float32" (default) or "float64", used end
+    to end. seed: int or None; one seed fixes the initial weights and every
+    epoch's shuffle (two independent streams spawned from it), so the same
+    seed gives bit-identical training on the same machine. backend: kernel
+    backend name (see nn.kernels); None picks the default.
+    """
+
+    def __init__(self, layers, *, input_shape=None, dtype="float32", seed=None, backend=None,
+                 name="sequential"):
+        self.layers = list(layers)
+        if not self.layers or not all(isinstance(layer, Layer) for layer in self.layers):
+            raise InputError("layers must be a non-empty list of nn.layers.Layer instances")
+        _unique_names(self.layers)
+        self.name = name
+        self.dtype = _checks.float_dtype(dtype)
+        self.seed = seed
+        self.backend_name = backend or kernels.default_backend()
+        self.backend = kernels.get_backend(self.backend_name)
+        init_seq, shuffle_seq = np.random.SeedSequence(seed).spawn(2)
+        self._init_rng = np.random.default_rng(init_seq)
+        self.shuffle_rng = np.random.default_rng(shuffle_seq)
+        self.optimizer = None
+        self.loss = None
+        self.built = False
+        self.input_shape = None
+        self.stop_training = False
+        input_shape = input_shape or self.layers[0].input_shape
+        if input_shape is not None:
+            self.build(input_shape)
+
+    # ----------------------------------------------------------------- set-up
+    def build(self, input_shape):
+        """Create every layer's parameters for examples shaped `input_shape`."""
+        shape = tuple(int(d) for d in input_shape)
+        if not shape or min(shape) < 1:
+            raise InputError(f"input_shape must be a tuple of positive sizes; got {input_shape!r}")
+        self.input_shape = shape
+        needs_grad = False  # nothing before the first layer with parameters
+        for layer in self.layers:
+            layer.backend = self.backend
+            shape = layer.build(shape, self._init_rng, self.dtype)
+            if hasattr(layer, "needs_input_grad"):
+                layer.needs_input_grad = needs_grad
+            needs_grad = needs_grad or bool(layer.params)
+        self.output_shape = shape
+        self.built = True
+        self._train_layers = None
+
+    def compile(self, optimizer="adam", loss="sparse_categorical_crossentropy", metrics=("accuracy",)):
+        """Choose the optimizer ("adam" or an Adam), the loss and the metrics (["accuracy"])."""
+        if isinstance(optimizer, str) and optimizer.lower() == "adam":
+            optimizer = Adam()
+        if not isinstance(optimizer, Adam):
+            raise InputError(f"optimizer must be 'adam' or an nn.optimizers.Adam; got {optimizer!r}")
+        if isinstance(loss, str) and loss == SparseCategoricalCrossentropy.name:
+            loss = SparseCategoricalCrossentropy()
+        if not isinstance(loss, SparseCategoricalCrossentropy):
+            raise InputError(
+                f"loss must be 'sparse_categorical_crossentropy' or an instance of it; got {loss!r}"
+            )
+        metrics = list(metrics or [])
+        if any(m != "accuracy" for m in metrics):
+            raise InputError(f"metrics may only contain 'accuracy'; got {metrics!r}")
+        self.optimizer, self.loss, self.metrics = optimizer, loss, metrics
+        self.loss.backend = self.backend
+        self._train_layers = None
+
+    def _require(self, compiled=False):
+        if not self.built:
+            raise ModelError("the model is not built: give input_shape or call fit/build first")
+        if compiled and self.loss is None:
+            raise ModelError("the model is not compiled: call model.compile(...) first")
+
+    def _logit_layers(self):
+        """The layers that map inputs to the loss's logits (output softmax removed)."""
+        if self._train_layers is None:
+            *body, last = self.layers
+            ends_in_softmax = isinstance(last, Softmax) or (
+                isinstance(last, Dense) and last.activation == "softmax")
+            if self.loss.from_logits and ends_in_softmax:
+                raise ModelError("the loss has from_logits=True but the model ends in a softmax; "
+                                 "drop one of the two")
+            if self.loss.from_logits:
+                self._train_layers = list(self.layers)
+            elif isinstance(last, Softmax):
+                self._train_layers = body
+            elif ends_in_softmax:
+                self._train_layers = body + [last.without_activation()]
+            else:
+                raise ModelError("sparse_categorical_crossentropy expects a softmax output "
+                                 "(Dense(..., activation='softmax') or Softmax()); or pass "
+                                 "SparseCategoricalCrossentropy(from_logits=True)")
+        return self._train_layers
+
+    @property
+    def num_classes(self):
+        """Width of the output: labels must lie in [0, num_classes)."""
+        self._require()
+        return self.output_shape[-1]
+
+    # ------------------------------------------------------------- one batch
+    def _logits(self, x, training):
+        for layer in self._logit_layers():
+            x = layer.forward(x, training=training)
+        return x
+
+    def _step(self, x, y):
+        """One update on a clean batch; returns (loss, correct) measured before it."""
+        loss = self.loss.forward(self._logits(x, training=True), y)
+        correct = int(np.count_nonzero(self.loss.probs.argmax(axis=1) == y))
+        grad = self.loss.backward()
+        for layer in reversed(self._logit_layers()):
+            grad = layer.backward(grad)
+            if grad is None:
+                break
+        refs = self.parameter_refs()
+        self.optimizer.apply([lyr.params[k] for lyr, k in refs],
+                             [lyr.grads[k] for lyr, k in refs], self.backend)
+        return float(loss), correct
+
+    def train_on_batch(self, x, y):
+        """One Adam step on (x, y); returns [loss, accuracy] of the batch before the step."""
+        x, y = self._clean(x, y, build=True)
+        self._require(compiled=True)
+        loss, correct = self._step(x, y)
+        return [loss, correct / len(y)]
+
+    def _clean(self, x, y=None, build=False):
+        """Checked copies of x (model dtype) and y (int64 labels)."""
+        if build and not self.built:
+            arr = _checks.as_features(x, "x", self.dtype)
+            self.build(arr.shape[1:])
+        self._require()
+        x = _checks.as_features(x, "x", self.dtype, self.input_shape)
+        if y is None:
+            return x
+        return x, _checks.as_labels(y, "y", self.num_classes, n=len(x))
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, x, y, *, batch_size=32, epochs=1, verbose=1, validation_split=0.0,
+            validation_data=None, shuffle=True, callbacks=None):
+        """Train; returns a History with loss, accuracy, val_loss, val_accuracy per epoch.
+
+        As keras.Model.fit: validation data is the last `validation_split` of
+        the arrays, taken before any shuffling; each epoch shuffles the rest
+        with a fresh permutation; the last partial batch is kept; the epoch's
+        loss and accuracy are running means, weighted by batch size, of the
+        values measured before each update; validation runs after each epoch.
+        x: (N, *input_shape) real numbers; y: (N,) int labels.
+        """
+        if self.loss is None:
+            raise ModelError("the model is not compiled: call model.compile(...) first")
+        batch_size = _checks.positive_int(batch_size, "batch_size")
+        epochs = _checks.positive_int(epochs, "epochs")
+        validation_split = _checks.fraction(validation_split, "validation_split")
+        x, y = self._clean(x, y, build=True)
+        (x, y), val = self._split(x, y, validation_split, validation_data)
+        steps = math.ceil(len(x) / batch_size)
+        history = History()
+        hooks = [history] + list(callbacks or []) + ([ProgressBar(epochs, steps)] if verbose else [])
+        if not all(isinstance(h, Callback) for h in hooks):
+            raise InputError("callbacks must be nn.callbacks.Callback instances")
+        for hook in hooks:
+            hook.model = self
+            hook.on_train_begin()
+        self.stop_training = False
+        for epoch in range(epochs):
+            for hook in hooks:
+                hook.on_epoch_begin(epoch)
+            order = self.shuffle_rng.permutation(len(x)) if shuffle else np.arange(len(x))
+            logs = self._fit_epoch(x, y, order, batch_size, hooks)
+            if val is not None:
+                val_loss, val_acc = self.evaluate(*val, batch_size=batch_size)
+                logs.update(val_loss=val_loss, val_accuracy=val_acc)
+            for hook in hooks:
+                hook.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        for hook in hooks:
+            hook.on_train_end()
+        return history
+
+    def _split(self, x, y, validation_split, validation_data):
+        if validation_data is not None:
+            if validation_split:
+                raise InputError("give validation_split or validation_data, not both")
+            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+                raise InputError("validation_data must be a tuple (x_val, y_val)")
+            return (x, y), self._clean(*validation_data)
+        if not validation_split:
+            return (x, y), None
+        split_at = int(math.floor(len(x) * (1.0 - validation_split)))  # as Keras
+        if split_at in (0, len(x)):
+            raise InputError(
+                f"validation_split={validation_split} of {len(x)} examples leaves "
+                f"{split_at} for training and {len(x) - split_at} for validation; both need some"
+            )
+        return (x[:split_at], y[:split_at]), (x[split_at:], y[split_at:])
+
+    def _fit_epoch(self, x, y, order, batch_size, hooks):
+        loss_sum, correct, seen = 0.0, 0, 0
+        for batch, start in enumerate(range(0, len(order), batch_size)):
+            idx = order[start:start + batch_size]
+            loss, ok = self._step(x[idx], y[idx])
+            loss_sum += loss * len(idx)
+            correct += ok
+            seen += len(idx)
+            logs = {"loss": loss_sum / seen}
+            if self.metrics:
+                logs["accuracy"] = correct / seen
+            for hook in hooks:
+                hook.on_train_batch_end(batch, logs)
+        return logs
+
+    # ------------------------------------------------------- evaluate/predict
+    def evaluate(self, x, y, batch_size=32, verbose=0):
+        """[loss, accuracy] over (x, y): means of per-batch values weighted by batch size."""
+        self._require(compiled=True)
+        batch_size = _checks.positive_int(batch_size, "batch_size")
+        x, y = self._clean(x, y)
+        loss_sum, correct = 0.0, 0
+        for start in range(0, len(x), batch_size):
+            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            loss_sum += float(self.loss.forward(self._logits(xb, training=False), yb)) * len(xb)
+            correct += int(np.count_nonzero(self.loss.probs.argmax(axis=1) == yb))
+        result = [loss_sum / len(x), correct / len(x)]
+        if verbose:
+            print(f"loss: {result[0]:.4f} - accuracy: {result[1]:.4f}")
+        return result if self.metrics else result[:1]
+
+    def predict(self, x, batch_size=32):
+        """Model outputs (probabilities for a softmax model), (N, *output_shape)."""
+        self._require()
+        batch_size = _checks.positive_int(batch_size, "batch_size")
+        x = self._clean(x)
+        out = np.empty((len(x),) + self.output_shape, self.dtype)
+        for start in range(0, len(x), batch_size):
+            h = x[start:start + batch_size]
+            for layer in self.layers:
+                h = layer.forward(h)
+            out[start:start + batch_size] = h
+        return out
+
+    # ---------------------------------------------------------------- weights
+    def parameter_refs(self):
+        """(layer, key) for every parameter, in Keras's order (kernel, bias per layer)."""
+        return [(layer, key) for layer in self.layers for key in layer.params]
+
+    def get_weights(self):
+        """Copies of every parameter in Keras's order: [kernel0, bias0, kernel1, ...]."""
+        self._require()
+        return [layer.params[key].copy() for layer, key in self.parameter_refs()]
+
+    def set_weights(self, weights):
+        """Copy arrays in Keras's order into the parameters (shapes must match)."""
+        self._require()
+        refs = self.parameter_refs()
+        weights = list(weights)
+        if len(weights) != len(refs):
+            raise InputError(f"weights has {len(weights)} arrays; this model has {len(refs)}")
+        clean = []
+        for (layer, key), w in zip(refs, weights):
+            w = np.asarray(w)
+            if w.shape != layer.params[key].shape or w.dtype.kind != "f":
+                raise InputError(f"weights for {layer.name}.{key} must be a float array shaped "
+                                 f"{layer.params[key].shape}; got {w.dtype} {w.shape}")
+            clean.append(w)
+        for (layer, key), w in zip(refs, clean):
+            layer.params[key][...] = w
+
+    def count_params(self):
+        """Number of scalar parameters."""
+        return sum(layer.count_params() for layer in self.layers)
+
+    def summary(self, print_fn=print):
+        """Print a table of layers, output shapes and parameter counts, as Keras does."""
+        self._require()
+        rows, shape = [], self.input_shape
+        for layer in self.layers:
+            shape = layer.compute_output_shape(shape)
+            kind = type(layer).__name__
+            if getattr(layer, "activation", None):
+                kind += f" ({layer.activation})"
+            rows.append((f"{layer.name} ({kind})", str((None,) + shape), f"{layer.count_params():,}"))
+        width = max(len(r[0]) for r in rows) + 2
+        line = "-" * (width + 32)
+        print_fn(f'Model: "{self.name}"  dtype={self.dtype.name}  backend={self.backend_name}')
+        print_fn(line)
+        print_fn(f"{'Layer (type)':<{width}}{'Output Shape':<20}{'Param #':>12}")
+        print_fn(line)
+        for name, out, count in rows:
+            print_fn(f"{name:<{width}}{out:<20}{count:>12}")
+        print_fn(line)
+        print_fn(f"Total params: {self.count_params():,}")
