@@ -70,7 +70,8 @@ def _check_payload(size, dims, name):
     if size < expected:
         raise DataError(f"{name}: truncated, {size} payload bytes for dimensions {dims} ({expected} needed)")
     if size > expected:
-        raise DataError(f"{name}: {size - expected} trailing bytes after the {expected} that dimensions {dims} need")
+        raise DataError(f"{name}: {size - expected} trailing bytes after the {expected} "
+                        f"that dimensions {dims} need")
 
 
 def expected_size(shape):

@@ -20,6 +20,7 @@ def rng():
 
 
 def header(magic, *dims):
+    """Return an IDX header with any magic number, so tests can forge bad ones."""
     return struct.pack(f">I{len(dims)}I", magic, *dims)
 
 
