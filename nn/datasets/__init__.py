@@ -1,0 +1,3 @@
+from nn.datasets import mnist
+
+__all__ = ["mnist"]
