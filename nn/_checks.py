@@ -38,7 +38,8 @@ def as_features(x, name, dtype, sample_shape=None):
             f"{name} must be shaped (N, {', '.join(map(str, sample_shape))}) for this "
             f"model; got {arr.shape}"
         )
-    out = np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore"):  # overflow to inf is reported just below
+        out = np.ascontiguousarray(arr, dtype=dtype)
     if out.dtype.kind == "f" and not np.isfinite(out).all():
         bad = int(np.size(out) - np.count_nonzero(np.isfinite(out)))
         raise InputError(

@@ -94,7 +94,7 @@ def cmd_data(args):
     """Fetch and verify MNIST; print where it is."""
     from nn.datasets import mnist
 
-    (x_train, y_train), (x_test, y_test), where = mnist.load_data_with_source(path=args.data_dir)
+    ((x_train, _), (x_test, _)), where = mnist.locate(path=args.data_dir, verbose=True)
     print(f"MNIST verified (SHA-256 of all four IDX files): train {x_train.shape}, "
           f"test {x_test.shape}")
     print(f"Loaded from: {where}")

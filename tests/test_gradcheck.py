@@ -58,7 +58,7 @@ class ForgetsReLUMask(Dense):
             self.activation = "relu"
 
 
-@pytest.mark.parametrize("broken", [OffByOnePercent(4, "relu"), ForgetsReLUMask(4, "relu")],
+@pytest.mark.parametrize("broken", [OffByOnePercent(4, "relu", name="dense"), ForgetsReLUMask(4, "relu", name="dense")],
                          ids=["scaled-gradient", "missing-relu-mask"])
 def test_wrong_gradients_are_caught(broken, rng):
     model = Sequential([broken, Dense(3, "softmax")], input_shape=(5,), dtype="float64", seed=1)
