@@ -129,7 +129,7 @@ def build_parser():
     common.add_argument("--data-dir", default=None,
                         help="folder with the MNIST IDX files or mnist.npz (default: $NN_DATA_DIR, "
                              "the cache, then download)")
-    common.add_argument("--backend", choices=kernels.available_backends(), default=None,
+    common.add_argument("--backend", choices=kernels.BACKENDS, default=None,
                         help="kernel backend (default: $NN_BACKEND or the fastest installed)")
 
     train = sub.add_parser("train", parents=[common], help="train the seed recipe (the default "

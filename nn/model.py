@@ -7,6 +7,7 @@ import numpy as np
 from nn import _checks, kernels
 from nn.callbacks import Callback, History, ProgressBar
 from nn.errors import InputError, ModelError
+from nn.fused import FusedTrainer
 from nn.layers import Dense, Layer, Softmax
 from nn.losses import SparseCategoricalCrossentropy
 from nn.optimizers import Adam
@@ -45,8 +46,9 @@ class Sequential:
         self.name = name
         self.dtype = _checks.float_dtype(dtype)
         self.seed = seed
-        self.backend_name = backend or kernels.default_backend()
-        self.backend = kernels.get_backend(self.backend_name)
+        self.backend = kernels.get_backend(backend)
+        self.backend_name = self.backend.NAME
+        self.fused = True  # fit runs chunks of steps in one backend call when it can (nn.fused)
         init_seq, shuffle_seq = np.random.SeedSequence(seed).spawn(2)
         self._init_rng = np.random.default_rng(init_seq)
         self.shuffle_rng = np.random.default_rng(shuffle_seq)
@@ -229,6 +231,9 @@ class Sequential:
         return (x[:split_at], y[:split_at]), (x[split_at:], y[split_at:])
 
     def _fit_epoch(self, x, y, order, batch_size, hooks):
+        trainer = FusedTrainer.for_model(self) if self.fused else None
+        if trainer is not None:  # same batches and arithmetic, fewer Python round trips
+            return trainer.run_epoch(x, y, order, batch_size, hooks)
         loss_sum, correct, seen = 0.0, 0, 0
         for batch, start in enumerate(range(0, len(order), batch_size)):
             idx = order[start:start + batch_size]

@@ -78,6 +78,19 @@ class Adam:
         alpha = f(self.learning_rate) * np.sqrt(f(1) - b2_power) / (f(1) - b1_power)
         return alpha, f(1 - self.beta_1), f(1 - self.beta_2), f(self.epsilon)
 
+    def alphas(self, first_t, count, dtype):
+        """alpha of `coefficients` for steps first_t .. first_t + count - 1, as a (count,) array.
+
+        The same operations on arrays instead of scalars, so each entry equals
+        coefficients(t, dtype)[0] (the tests check it); one call per chunk of
+        fused steps instead of one Python call per step.
+        """
+        f = np.dtype(dtype).type
+        t = np.arange(first_t, first_t + count).astype(dtype)
+        b1_power = f(np.float32(self.beta_1)) ** t
+        b2_power = f(np.float32(self.beta_2)) ** t
+        return f(self.learning_rate) * np.sqrt(f(1) - b2_power) / (f(1) - b1_power)
+
     def apply(self, params, grads, backend=None):
         """One step: update every array in `params` in place from `grads`."""
         if self.state is None:

@@ -1,13 +1,16 @@
 """Kernels: the hot operations behind the layers, one module per backend.
 
-`numpy_kernels` is the specification. A backend is any module that defines
-every name in `KERNELS` with the same signatures; layers and the optimizer
-only ever call the module returned by `get_backend`, so the choice of backend
-happens here and nowhere else.
+`numpy_kernels` is the specification; `numba_kernels` compiles the same
+operations with numba. A backend is any module that defines every name in
+`KERNELS` with the same signatures; layers, the optimizer and the fused
+trainer only ever call the module returned by `get_backend`, so the choice of
+backend happens here and nowhere else: the `backend` argument, else
+$NN_BACKEND, else numba when it is installed, else numpy.
 """
 
 import importlib
 import os
+import warnings
 
 from nn.errors import InputError
 
@@ -22,26 +25,47 @@ KERNELS = (
     "softmax_xent_forward",
     "softmax_xent_backward",
     "adam_update",
+    "train_steps",
 )
 
-_MODULES = {"numpy": "nn.kernels.numpy_kernels"}
+#: Every backend nn knows, fastest first; `available_backends` says which load here.
+BACKENDS = ("numba", "numpy")
+_MODULES = {"numpy": "nn.kernels.numpy_kernels", "numba": "nn.kernels.numba_kernels"}
+_MISSING = {}  # backend name -> why it cannot load here
+
+
+def _loads(name):
+    """True if the backend imports; remembers why not."""
+    if name not in _MISSING:
+        try:
+            importlib.import_module(_MODULES[name])
+            _MISSING[name] = None
+        except ImportError as exc:  # numba (or SciPy, which its np.dot needs) is missing
+            _MISSING[name] = f"{exc}"
+    return _MISSING[name] is None
 
 
 def available_backends():
-    """Names of the backends this installation can load."""
-    return tuple(_MODULES)
+    """Names of the backends this installation can load, fastest first."""
+    return tuple(name for name in BACKENDS if _loads(name))
 
 
 def default_backend():
-    """The backend used when none is given: $NN_BACKEND, else numpy."""
-    return os.environ.get("NN_BACKEND", "numpy")
+    """The backend used when none is given: $NN_BACKEND, else the fastest installed."""
+    return os.environ.get("NN_BACKEND") or available_backends()[0]
 
 
 def get_backend(name=None):
-    """The kernel module for `name` (None: `default_backend()`)."""
+    """The kernel module for `name` (None: `default_backend()`).
+
+    Asking for numba where it cannot load warns once and gives numpy, so
+    scripts written for numba still run (slower) on a machine without it.
+    """
     name = default_backend() if name is None else name
     if name not in _MODULES:
-        raise InputError(
-            f"backend must be one of {', '.join(available_backends())}; got {name!r}"
-        )
+        raise InputError(f"backend must be one of {', '.join(BACKENDS)}; got {name!r}")
+    if not _loads(name):
+        warnings.warn(f"the {name} backend cannot load ({_MISSING[name]}); using numpy instead. "
+                      f"Install it with: pip install numba scipy", RuntimeWarning, stacklevel=2)
+        name = "numpy"
     return importlib.import_module(_MODULES[name])

@@ -1,0 +1,116 @@
+"""The fused training path: whole chunks of steps in one call to the backend.
+
+For a model whose logits come from a chain of Dense layers (after any
+Flatten), trained by Adam on the sparse cross-entropy, `FusedTrainer` runs an
+epoch as a few calls to `backend.train_steps`, each taking a chunk of steps
+with no Python between them. It takes the same batches, in the same order,
+with the same arithmetic as the layer-by-layer path (the NumPy twin of
+train_steps *is* that path, as a loop), and then replays every batch's
+figures to the callbacks, so `fit`'s semantics and its History are unchanged.
+Callbacks see each batch's logs once its chunk has run; the weights they can
+read then are those at the end of the chunk.
+"""
+
+import math
+
+import numpy as np
+
+from nn.kernels.numpy_kernels import param_views
+from nn.layers import Dense, Flatten
+from nn.optimizers import Adam
+
+#: Examples per call: small enough for the progress bar to move about ten
+#: times an epoch, large enough that the per-call cost (packing weights,
+#: Adam's alphas, the call) is well under 1% of the call.
+CHUNK_EXAMPLES = 4096
+
+
+class FusedTrainer:
+    """Runs `fit`'s epochs for one model through backend.train_steps."""
+
+    def __init__(self, model, dense_layers):
+        self.model = model
+        self.layers = dense_layers
+        self.shapes = np.array([lyr.params["kernel"].shape for lyr in dense_layers], np.int64)
+        self.relu = np.array([lyr.activation == "relu" for lyr in dense_layers])
+        self.skip_zeros = True
+        self.threads = None
+
+    @classmethod
+    def for_model(cls, model):
+        """A trainer if the model's structure allows one, else None (use the layers)."""
+        if not isinstance(model.optimizer, Adam) or "_step" in vars(model):
+            return None  # a replaced _step (a test's spy, say) must see every batch
+        if not hasattr(model.backend, "train_steps"):
+            return None
+        layers = list(model._logit_layers())
+        while layers and isinstance(layers[0], Flatten):
+            layers.pop(0)
+        if not layers or not all(isinstance(lyr, Dense) and lyr.activation in (None, "relu")
+                                 for lyr in layers):
+            return None
+        if [id(p) for lyr in layers for p in lyr.params.values()] != [
+                id(lyr.params[k]) for lyr, k in model.parameter_refs()]:
+            return None  # parameters outside the chain: the layers must train them
+        return cls(model, layers)
+
+    def _arrays(self):
+        """Parameters, first moments and second moments, each a list in Keras's order."""
+        model, opt = self.model, self.model.optimizer
+        params = [lyr.params[k] for lyr, k in model.parameter_refs()]
+        if opt.state is None:
+            opt.build(params)
+        return params, opt.state.m, opt.state.v
+
+    def _pack(self):
+        """Flat copies (P,) of the weights and Adam's moments, in Keras's order."""
+        return [np.concatenate([a.ravel() for a in arrays]) for arrays in self._arrays()]
+
+    def _unpack(self, flats):
+        """Copy flat weights and moments back into the layers and the optimizer."""
+        for arrays, flat in zip(self._arrays(), flats):
+            for dest, src in zip(arrays, [a for pair in param_views(flat, self.shapes) for a in pair]):
+                dest[...] = src
+
+    def run_epoch(self, x, y, order, batch_size, hooks):
+        """One epoch over x[order] in batches; calls the hooks per batch; returns the logs."""
+        model, opt, dtype = self.model, self.model.optimizer, self.model.dtype
+        x = np.ascontiguousarray(x.reshape(len(x), -1))
+        y, order = y.astype(np.int64, copy=False), order.astype(np.int64, copy=False)
+        steps, chunk = math.ceil(len(order) / batch_size), max(1, CHUNK_EXAMPLES // batch_size)
+        threads = self.threads or _default_threads()
+        flats = self._pack()
+        _, c1, c2, eps = opt.coefficients(1, dtype)  # only alpha depends on the step
+        loss_sum, correct_sum, seen, logs = 0.0, 0, 0, {}
+        for first in range(0, steps, chunk):
+            count = min(chunk, steps - first)
+            losses, correct = np.empty(count, dtype), np.empty(count, np.int64)
+            alphas = opt.alphas(opt.iterations + 1, count, dtype)
+            model.backend.train_steps(x, y, order, first, batch_size, self.shapes, self.relu,
+                                      *flats, alphas, c1, c2, eps, self.skip_zeros, threads,
+                                      losses, correct)
+            opt.state = opt.state._replace(count=opt.iterations + count)
+            self._unpack(flats)
+            for s in range(count):  # the layer path's running means, step by step
+                size = min(batch_size, len(order) - (first + s) * batch_size)
+                loss_sum += float(losses[s]) * size
+                correct_sum += int(correct[s])
+                seen += size
+                logs = {"loss": loss_sum / seen}
+                if model.metrics:
+                    logs["accuracy"] = correct_sum / seen
+                for hook in hooks:
+                    hook.on_train_batch_end(first + s, logs)
+        return logs
+
+
+def _default_threads():
+    from nn.kernels.config import NUM_THREADS
+
+    if NUM_THREADS:
+        return NUM_THREADS
+    try:
+        import numba
+    except ImportError:
+        return 1
+    return numba.get_num_threads()

@@ -1,0 +1,143 @@
+"""The hot operations compiled with numba: the twins of `numpy_kernels`.
+
+Same names, signatures, shapes and dtypes as the NumPy specification, which
+the tests hold these to. Matrix products go to BLAS through numba's np.dot
+(which needs SciPy); everything elementwise is a plain loop. Adam and the
+softmax use no fastmath, so they round exactly like their twins (Adam is
+bit-identical to it). Importing this module needs numba: `nn.kernels` guards
+the import.
+"""
+
+import numpy as np
+from numba import njit
+
+from nn.kernels.config import JIT
+from nn.kernels.numba_fused import adam_flat, bias_act, bias_sum, relu_mask, xent_rows
+from nn.kernels.numba_fused import train_steps  # noqa: F401  (a kernel in KERNELS)
+
+try:  # numba's np.dot calls BLAS through SciPy; fail here, not at the first compile
+    import scipy.linalg.cython_blas  # noqa: F401
+except ImportError as exc:
+    raise ImportError("the numba backend needs SciPy for BLAS: pip install scipy") from exc
+
+NAME = "numba"  # the name nn.kernels knows this backend by
+
+
+@njit(**JIT)
+def dense_forward(x, kernel, bias, relu):
+    """Affine map with optional fused ReLU: act(x @ kernel + bias) -> (B, O)."""
+    out = np.dot(np.ascontiguousarray(x), np.ascontiguousarray(kernel))  # (B, O)
+    bias_act(out, bias, relu)
+    return out
+
+
+@njit(**JIT)
+def matmul_tn(a, b):
+    """a.T @ b: the kernel gradient x^T g, (B, I), (B, O) -> (I, O)."""
+    return np.dot(np.ascontiguousarray(a).T, np.ascontiguousarray(b))
+
+
+@njit(**JIT)
+def matmul_nt(a, b):
+    """a @ b.T: the input gradient g W^T, (B, O), (I, O) -> (B, I)."""
+    return np.dot(np.ascontiguousarray(a), np.ascontiguousarray(b).T)
+
+
+@njit(**JIT)
+def bias_grad(g):
+    """Sum over the batch, rows added in order: the bias gradient, (B, O) -> (O,)."""
+    out = np.empty(g.shape[1], g.dtype)
+    bias_sum(g, g.shape[0], out)
+    return out
+
+
+@njit(**JIT)
+def relu_backward(dout, y):
+    """dout where the ReLU's output y is positive, else 0; both (B, O)."""
+    out = dout.copy()
+    relu_mask(out, y, dout.shape[0])
+    return out
+
+
+@njit(**JIT)
+def softmax(z):
+    """Row-wise softmax of logits (B, C) -> probabilities (B, C), max-shifted."""
+    out = np.empty(z.shape, z.dtype)
+    for i in range(z.shape[0]):
+        top = z[i, 0]
+        for j in range(1, z.shape[1]):
+            top = max(top, z[i, j])
+        total = z.dtype.type(0)
+        for j in range(z.shape[1]):
+            out[i, j] = np.exp(z[i, j] - top)
+            total += out[i, j]
+        for j in range(z.shape[1]):
+            out[i, j] /= total
+    return out
+
+
+@njit(**JIT)
+def softmax_backward(dout, p):
+    """Vector-Jacobian product of softmax: p * (dout - <dout, p>), all (B, C)."""
+    out = np.empty(p.shape, p.dtype)
+    for i in range(p.shape[0]):
+        inner = p.dtype.type(0)
+        for j in range(p.shape[1]):
+            inner += dout[i, j] * p[i, j]
+        for j in range(p.shape[1]):
+            out[i, j] = p[i, j] * (dout[i, j] - inner)
+    return out
+
+
+@njit(**JIT)
+def _xent_forward(logits, labels):
+    probs = np.empty(logits.shape, logits.dtype)
+    loss_sum, _ = xent_rows(np.ascontiguousarray(logits), labels, logits.shape[0], probs)
+    return loss_sum / logits.dtype.type(logits.shape[0]), probs
+
+
+def softmax_xent_forward(logits, labels):
+    """Mean sparse cross-entropy from logits and the softmax: -> (loss, probs).
+
+    logits (B, C) float, labels (B,) int in [0, C); loss is a scalar of the
+    logits' dtype, probs (B, C). See the NumPy twin for the formula.
+    """
+    loss, probs = _xent_forward(logits, np.asarray(labels, np.int64))
+    return logits.dtype.type(loss), probs
+
+
+@njit(**JIT)
+def softmax_xent_backward(probs, labels):
+    """Gradient of the mean cross-entropy w.r.t. the logits: (p - onehot) / B."""
+    g = probs.copy()
+    n = g.dtype.type(g.shape[0])
+    for i in range(g.shape[0]):
+        g[i, labels[i]] -= 1
+        for j in range(g.shape[1]):
+            g[i, j] /= n
+    return g
+
+
+@njit(**JIT)
+def _adam_2d(w, g, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
+    for i in range(w.shape[0]):
+        adam_flat(w[i], g[i], m[i], v[i], alpha, one_minus_beta_1, one_minus_beta_2, epsilon)
+
+
+def _as_2d(a):
+    """A 2-D view of a, never a copy, so in-place updates land in `a`."""
+    if a.ndim == 1:
+        return a[None, :]
+    if a.ndim > 2 and not a.flags.c_contiguous:
+        raise ValueError("adam_update: arrays of more than 2 dimensions must be C-contiguous")
+    return a.reshape(a.shape[0], -1)
+
+
+def adam_update(w, g, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
+    """One Adam step in place, in Keras 3's order of operations (see the NumPy twin).
+
+    The scalars are cast to the arrays' dtype first, as NumPy's weak scalars are.
+    """
+    f = w.dtype.type
+    _adam_2d(_as_2d(w), _as_2d(g), _as_2d(m), _as_2d(v), f(alpha), f(one_minus_beta_1),
+             f(one_minus_beta_2), f(epsilon))
