@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from nn import kernels
-from nn.errors import InputError, NNError
+from nn.errors import NNError
 
 EPILOG = "Every command exits 0 on success, 1 when a check fails, 2 on bad input or missing data."
 
@@ -169,7 +169,7 @@ def main(argv=None):
         return args.func(args)
     except NNError as exc:
         print(f"nn {args.command}: error: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, InputError) or type(exc).__name__ == "DataError" else 1
+        return 2
     except KeyboardInterrupt:
         print(f"nn {args.command}: interrupted", file=sys.stderr)
         return 130

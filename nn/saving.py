@@ -51,8 +51,9 @@ def load_model(path, backend=None):
         with np.load(path, allow_pickle=False) as data:
             config = json.loads(str(data["config"]))
             arrays = {k: data[k] for k in data.files if k != "config"}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path} is not an nn model file ({exc})") from None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError):
+        raise ModelError(f"{path} is not an nn model file (an .npz written by `nn train` or "
+                         "nn.save_model)") from None
     if config.get("format") != FORMAT:
         raise ModelError(f"{path} has format {config.get('format')!r}; expected {FORMAT!r}")
     layers = []

@@ -97,3 +97,18 @@ def test_seed_architecture_passes_from_the_command_line(tmp_path, capsys):
     assert {"dense.input", "dense.kernel", "model:dense.kernel", "model:dense_2.bias"} <= names
     assert max(a["worst_error"] for a in report["arrays"]) <= 1e-7
     assert "PASSED" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("seed", range(3), ids=lambda s: f"net{s}")
+def test_float32_gradients_pass_the_float32_bound(seed):
+    model64, x, y = random_network(seed, softmax_layer=False)
+    model32 = Sequential([type(l)(**l.get_config()) for l in model64.layers], input_shape=model64.input_shape,
+                         dtype="float32", seed=seed)
+    model32.compile()
+    model64.set_weights([w.astype(np.float32).astype(np.float64) for w in model64.get_weights()])
+    model32.set_weights(model64.get_weights())
+    x = x.astype(np.float32).astype(np.float64)  # both models see exactly the same function
+    reports = gradcheck.check_model(model64, x, y, analytic_model=model32)
+    assert all(r.tolerance == gradcheck.FLOAT32[1] for r in reports)
+    for report in reports:
+        assert report.passed, report.line()
