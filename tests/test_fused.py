@@ -1,0 +1,93 @@
+"""nn.fused and train_steps: the kernel against its twin; the trainer keeps fit's meaning."""
+
+import numpy as np
+import pytest
+
+from nn import Callback, Dense, Flatten, Sequential
+from nn.kernels import numpy_kernels as twin
+from nn.optimizers import Adam
+
+numba_kernels = pytest.importorskip("nn.kernels.numba_kernels")
+
+
+def problem(seed, n=29, sizes=(11, 6, 5, 3), dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, sizes[0]))
+    x[rng.random(x.shape) < 0.5] = 0
+    shapes = np.array(list(zip(sizes[:-1], sizes[1:])), np.int64)
+    relu = np.array([True] * (len(sizes) - 2) + [False])
+    w = (0.3 * rng.standard_normal(sum(i * o + o for i, o in shapes.tolist()))).astype(dtype)
+    return x.astype(dtype), rng.integers(0, sizes[-1], n), rng.permutation(n), shapes, relu, w
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("skip_zeros", [False, True], ids=["dense", "skip"])
+def test_train_steps_matches_its_twin(skip_zeros, threads):
+    x, y, order, shapes, relu, w0 = problem(0)
+    batch, steps = 4, 8  # 29 examples: the 8th batch (first_step 0 .. 7) is short (1 example)
+    alphas = Adam().alphas(1, steps, x.dtype)
+    c = Adam().coefficients(1, x.dtype)[1:]
+    results = []
+    for module in (twin, numba_kernels):
+        w, m, v = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
+        losses, correct = np.empty(steps), np.empty(steps, np.int64)
+        module.train_steps(x, y, order, 0, batch, shapes, relu, w, m, v, alphas, *c, skip_zeros,
+                           threads, losses, correct)
+        results.append((w, m, v, losses, correct))
+    for got, want in zip(*results[::-1]):  # float64, 8 steps: see tests/test_backends_agree.py
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_thread_count_never_changes_a_result():
+    x, y, order, shapes, relu, w0 = problem(1, n=64, sizes=(20, 9, 4))
+    alphas = Adam().alphas(1, 16, x.dtype)
+    c = Adam().coefficients(1, x.dtype)[1:]
+    results = []
+    for threads in (1, 2, 3):
+        w, m, v = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
+        losses, correct = np.empty(16), np.empty(16, np.int64)
+        numba_kernels.train_steps(x, y, order, 0, 4, shapes, relu, w, m, v, alphas, *c, True,
+                                  threads, losses, correct)
+        results.append(w)
+    for w in results[1:]:
+        np.testing.assert_array_equal(w, results[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_alphas_equal_coefficients_step_by_step(dtype):
+    adam = Adam(learning_rate=0.003, beta_1=0.8, beta_2=0.99)
+    first = 4990  # past where b2^t underflows nothing, through many roundings
+    alphas = adam.alphas(first, 40, dtype)
+    assert alphas.dtype == dtype
+    assert [adam.coefficients(t, dtype)[0] for t in range(first, first + 40)] == list(alphas)
+    assert list(Adam().alphas(1, 3, dtype)) == [Adam().coefficients(t, dtype)[0] for t in (1, 2, 3)]
+
+
+class Batches(Callback):
+    def on_train_begin(self, logs=None):
+        self.seen = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen.append((batch, dict(logs)))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_callbacks_see_every_batch_with_the_layer_paths_logs(backend):
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((70, 2, 3)), rng.integers(0, 3, 70)
+    seen = {}
+    for fused in (False, True):
+        model = Sequential([Flatten(input_shape=(2, 3)), Dense(5, "relu"), Dense(3, "softmax")],
+                           dtype="float64", seed=0, backend=backend)
+        model.compile()
+        model.fused = fused
+        hook = Batches()
+        model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[hook])
+        seen[fused] = hook.seen
+        assert model.optimizer.iterations == 10  # 5 batches (the last of 6) per epoch
+    assert [b for b, _ in seen[True]] == [0, 1, 2, 3, 4] * 2
+    if backend == "numpy":
+        assert seen[True] == seen[False]
+    else:
+        for (_, a), (_, b) in zip(seen[True], seen[False]):
+            assert a == pytest.approx(b, rel=1e-12)
