@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from nn.kernels import config
 from nn.kernels.numpy_kernels import param_views
 from nn.layers import Dense, Flatten
 from nn.optimizers import Adam
@@ -33,8 +34,6 @@ class FusedTrainer:
         self.layers = dense_layers
         self.shapes = np.array([lyr.params["kernel"].shape for lyr in dense_layers], np.int64)
         self.relu = np.array([lyr.activation == "relu" for lyr in dense_layers])
-        self.skip_zeros = True
-        self.threads = None
 
     @classmethod
     def for_model(cls, model):
@@ -78,7 +77,7 @@ class FusedTrainer:
         x = np.ascontiguousarray(x.reshape(len(x), -1))
         y, order = y.astype(np.int64, copy=False), order.astype(np.int64, copy=False)
         steps, chunk = math.ceil(len(order) / batch_size), max(1, CHUNK_EXAMPLES // batch_size)
-        threads = self.threads or _default_threads()
+        skip_zeros, threads = config.SKIP_ZEROS, config.NUM_THREADS
         flats = self._pack()
         _, c1, c2, eps = opt.coefficients(1, dtype)  # only alpha depends on the step
         loss_sum, correct_sum, seen, logs = 0.0, 0, 0, {}
@@ -87,7 +86,7 @@ class FusedTrainer:
             losses, correct = np.empty(count, dtype), np.empty(count, np.int64)
             alphas = opt.alphas(opt.iterations + 1, count, dtype)
             model.backend.train_steps(x, y, order, first, batch_size, self.shapes, self.relu,
-                                      *flats, alphas, c1, c2, eps, self.skip_zeros, threads,
+                                      *flats, alphas, c1, c2, eps, skip_zeros, threads,
                                       losses, correct)
             opt.state = opt.state._replace(count=opt.iterations + count)
             self._unpack(flats)
@@ -103,14 +102,3 @@ class FusedTrainer:
                     hook.on_train_batch_end(first + s, logs)
         return logs
 
-
-def _default_threads():
-    from nn.kernels.config import NUM_THREADS
-
-    if NUM_THREADS:
-        return NUM_THREADS
-    try:
-        import numba
-    except ImportError:
-        return 1
-    return numba.get_num_threads()

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from nn import Dense, Flatten, ReLU, Sequential, gradcheck, kernels
+from nn.kernels import config
 from nn.recipe import seed_model
 
 pytest.importorskip("nn.kernels.numba_kernels")
@@ -39,21 +40,11 @@ def sparse_data(rng, n=45, dtype=np.float64):
 
 def fit(model, x, y, fused=True, skip_zeros=True, epochs=2, batch_size=8):
     model.fused = fused
-    if not skip_zeros:  # the trainer's zero-skipping, off: every term is visited
-        from nn import fused as fused_module
-
-        original = fused_module.FusedTrainer.__init__
-
-        def dense_init(self, *args):
-            original(self, *args)
-            self.skip_zeros = False
-
-        fused_module.FusedTrainer.__init__ = dense_init
+    saved, config.SKIP_ZEROS = config.SKIP_ZEROS, skip_zeros
     try:
         history = model.fit(x, y, epochs=epochs, batch_size=batch_size, validation_split=0.2, verbose=0)
     finally:
-        if not skip_zeros:
-            fused_module.FusedTrainer.__init__ = original
+        config.SKIP_ZEROS = saved
     return history.history, model.get_weights()
 
 

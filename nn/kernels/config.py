@@ -1,8 +1,9 @@
 """Every numba flag in one place, read once from the environment at import.
 
 NN_NUMBA_CACHE=0 turns off the on-disk cache of compiled code (default on, so a
-new process skips compilation); NN_NUM_THREADS caps the threads of the
-parallel kernels (default: numba's, one per core). Changing a flag means a new
+new process skips compilation); NN_NUM_THREADS sets the threads of the
+fused step's Adam (default 1, see below); NN_SKIP_ZEROS=0 makes the
+fused trainer visit zero inputs too. Changing a flag means a new
 process: numba bakes them into the compiled code.
 """
 
@@ -25,10 +26,20 @@ JIT = {"cache": CACHE, "error_model": "numpy"}
 #: The same plus fused multiply-add, for the matmul-like loops.
 JIT_MATMUL = dict(JIT, fastmath=FASTMATH_MATMUL)
 
-#: Threads for the parallel kernels (the fused training step). Work is split
-#: into fixed, contiguous ranges and no sum crosses a range, so results are
-#: bit-identical for any thread count.
-NUM_THREADS = int(os.environ.get("NN_NUM_THREADS", "0") or 0) or None
+#: Threads for the fused step's Adam (NN_NUM_THREADS, default 1). Work is
+#: split into fixed contiguous ranges and no sum crosses a range, so results
+#: are bit-identical for any count. One by default: a step at batch 32 takes
+#: ~0.1-0.3 ms, and a parallel region per step (1,500 an epoch) costs more
+#: than it saves whenever another process holds the other core, as on a
+#: shared 2-core machine (docs/benchmarks.md has the measurement). BLAS
+#: still uses every core for the large matrix products (batch 1024).
+NUM_THREADS = max(1, int(os.environ.get("NN_NUM_THREADS", "1") or 1))
+
+
+#: Let the fused trainer skip the first layer's zero inputs (NN_SKIP_ZEROS=0
+#: turns it off). Skipped terms are exact zeros, so results are those of the
+#: dense sums in the same order; only the time changes. Benchmarks report both.
+SKIP_ZEROS = os.environ.get("NN_SKIP_ZEROS", "1") != "0"
 
 
 def thread_settings():

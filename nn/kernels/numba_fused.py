@@ -77,30 +77,74 @@ def adam_flat(w, g, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
         w[i] -= (mi * alpha) / (np.sqrt(vi) + epsilon)
 
 
-@njit(**JIT_MATMUL)
-def sparse_forward(x, idx, kernel, out):
-    """out[b] = x[idx[b]] @ kernel over the nonzero inputs only; out (B, O)."""
+@njit(**JIT)
+def nonzeros(x, idx, cols, vals, counts):
+    """Row x[idx[b]]'s nonzero inputs: columns cols[b, :counts[b]], values vals[b, :counts[b]]."""
     for b in range(idx.shape[0]):
-        row, o = x[idx[b]], out[b]
+        row, n = x[idx[b]], 0
+        for k in range(row.shape[0]):  # branch-free: write every entry, advance on nonzeros
+            cols[b, n] = k
+            vals[b, n] = row[k]
+            n += row[k] != 0
+        counts[b] = n
+
+
+@njit(**JIT_MATMUL)
+def sparse_forward(cols, vals, counts, kernel, out):
+    """out[b] = sum over row b's nonzeros (k, a) of a * kernel[k], k ascending; out (B, O).
+
+    Four terms per pass over out[b], added left to right: the same roundings
+    as one term per pass, with a quarter of the loads and stores of out.
+    """
+    for b in range(counts.shape[0]):
+        o, n, c = out[b], counts[b], 0
         o[:] = 0
-        for k in range(row.shape[0]):
-            a = row[k]
-            if a != 0:
-                for j in range(o.shape[0]):
-                    o[j] += a * kernel[k, j]
+        while c + 4 <= n:
+            w0, w1, w2, w3 = kernel[cols[b, c]], kernel[cols[b, c + 1]], kernel[cols[b, c + 2]], kernel[cols[b, c + 3]]
+            a0, a1, a2, a3 = vals[b, c], vals[b, c + 1], vals[b, c + 2], vals[b, c + 3]
+            for j in range(o.shape[0]):
+                o[j] = o[j] + a0 * w0[j] + a1 * w1[j] + a2 * w2[j] + a3 * w3[j]
+            c += 4
+        for c in range(c, n):
+            w0, a0 = kernel[cols[b, c]], vals[b, c]
+            for j in range(o.shape[0]):
+                o[j] += a0 * w0[j]
+
+
+@njit(**JIT)
+def by_column(cols, vals, counts, n_in, starts, rows, values):
+    """Regroup the nonzeros by input column: column k's are rows/values[starts[k]:starts[k+1]],
+    batch rows ascending."""
+    starts[:] = 0
+    for b in range(counts.shape[0]):
+        for c in range(counts[b]):
+            starts[cols[b, c] + 1] += 1
+    for k in range(n_in):
+        starts[k + 1] += starts[k]
+    fill = starts[:n_in].copy()
+    for b in range(counts.shape[0]):
+        for c in range(counts[b]):
+            k = cols[b, c]
+            rows[fill[k]], values[fill[k]] = b, vals[b, c]
+            fill[k] += 1
 
 
 @njit(**JIT_MATMUL)
-def sparse_kernel_grad(x, idx, g, out):
-    """out = x[idx].T @ g over the nonzero inputs only, batch rows in order; out (I, O)."""
-    out[:] = 0
-    for b in range(idx.shape[0]):
-        row, gb = x[idx[b]], g[b]
-        for k in range(row.shape[0]):
-            a = row[k]
-            if a != 0:
-                for j in range(gb.shape[0]):
-                    out[k, j] += a * gb[j]
+def sparse_kernel_grad(starts, rows, values, g, out):
+    """out[k] = sum over column k's nonzeros (b, a) of a * g[b], b ascending; out (I, O)."""
+    for k in range(out.shape[0]):
+        o, c, end = out[k], starts[k], starts[k + 1]
+        o[:] = 0
+        while c + 4 <= end:
+            g0, g1, g2, g3 = g[rows[c]], g[rows[c + 1]], g[rows[c + 2]], g[rows[c + 3]]
+            a0, a1, a2, a3 = values[c], values[c + 1], values[c + 2], values[c + 3]
+            for j in range(o.shape[0]):
+                o[j] = o[j] + a0 * g0[j] + a1 * g1[j] + a2 * g2[j] + a3 * g3[j]
+            c += 4
+        for c in range(c, end):
+            g0, a0 = g[rows[c]], values[c]
+            for j in range(o.shape[0]):
+                o[j] += a0 * g0[j]
 
 
 @njit(parallel=True, **JIT)
@@ -138,16 +182,16 @@ def _block(buf, start, rows, cols):
 
 
 @njit(**JIT)
-def _forward(x, idx, shapes, relu, w, xb, acts, at, skip_zeros):
+def _forward(sparse, shapes, relu, w, xb, acts, at, skip_zeros):
     """Every layer's output for the batch x[idx] into acts; returns the logits (B, C)."""
     kernel_at, bias_at, out_at = at
-    rows, out = idx.shape[0], xb
+    rows, out = xb.shape[0], xb
     for layer in range(shapes.shape[0]):
         n_in, n_out = shapes[layer, 0], shapes[layer, 1]
         kernel = _block(w, kernel_at[layer], n_in, n_out)
         prev, out = out, _block(acts, rows * out_at[layer], rows, n_out)
         if layer == 0 and skip_zeros:
-            sparse_forward(x, idx, kernel, out)
+            sparse_forward(sparse[0], sparse[1], sparse[2][:rows], kernel, out)
         else:
             np.dot(prev, kernel, out)
         bias_act(out, w[bias_at[layer]:bias_at[layer] + n_out], relu[layer])
@@ -155,10 +199,10 @@ def _forward(x, idx, shapes, relu, w, xb, acts, at, skip_zeros):
 
 
 @njit(**JIT)
-def _backward(x, idx, shapes, relu, w, grads, xb, acts, deltas, at, skip_zeros):
+def _backward(sparse, shapes, relu, w, grads, xb, acts, deltas, at, skip_zeros):
     """Fill grads (flat, like w) from the logits' gradient already in deltas."""
     kernel_at, bias_at, out_at = at
-    rows = idx.shape[0]
+    rows = xb.shape[0]
     for layer in range(shapes.shape[0] - 1, -1, -1):
         n_in, n_out = shapes[layer, 0], shapes[layer, 1]
         g = _block(deltas, rows * out_at[layer], rows, n_out)
@@ -167,7 +211,8 @@ def _backward(x, idx, shapes, relu, w, grads, xb, acts, deltas, at, skip_zeros):
         d_kernel = _block(grads, kernel_at[layer], n_in, n_out)
         if layer == 0:
             if skip_zeros:
-                sparse_kernel_grad(x, idx, g, d_kernel)
+                by_column(sparse[0], sparse[1], sparse[2][:rows], n_in, *sparse[3:])
+                sparse_kernel_grad(sparse[3], sparse[4], sparse[5], g, d_kernel)
             else:
                 np.dot(xb.T, g, d_kernel)
         else:
@@ -191,6 +236,10 @@ def train_steps(x, y, order, first_step, batch_size, shapes, relu, w, m, v, alph
     acts = np.empty(batch_size * width, x.dtype)
     deltas = np.empty(batch_size * width, x.dtype)
     labels = np.empty(batch_size, np.int64)
+    n_in = x.shape[1]
+    sparse = (np.empty((batch_size, n_in), np.int64), np.empty((batch_size, n_in), x.dtype),
+              np.empty(batch_size, np.int64), np.empty(n_in + 1, np.int64),
+              np.empty(batch_size * n_in, np.int64), np.empty(batch_size * n_in, x.dtype))
     for s in range(alphas.shape[0]):
         start = (first_step + s) * batch_size
         idx = order[start:min(start + batch_size, x.shape[0])]
@@ -200,7 +249,9 @@ def train_steps(x, y, order, first_step, batch_size, shapes, relu, w, m, v, alph
             labels[b] = y[idx[b]]
             if not skip_zeros:
                 batch[b] = x[idx[b]]
-        logits = _forward(x, idx, shapes, relu, w, batch, acts, at, skip_zeros)
+        if skip_zeros:
+            nonzeros(x, idx, sparse[0], sparse[1], sparse[2])
+        logits = _forward(sparse, shapes, relu, w, batch, acts, at, skip_zeros)
         g = _block(deltas, rows * at[2][-2], rows, n_classes)
         loss_sum, correct[s] = xent_rows(logits, labels, rows, g)
         losses[s] = loss_sum / x.dtype.type(rows)
@@ -209,7 +260,7 @@ def train_steps(x, y, order, first_step, batch_size, shapes, relu, w, m, v, alph
             g[b, labels[b]] -= 1
             for j in range(n_classes):
                 g[b, j] /= scale
-        _backward(x, idx, shapes, relu, w, grads, batch, acts, deltas, at, skip_zeros)
+        _backward(sparse, shapes, relu, w, grads, batch, acts, deltas, at, skip_zeros)
         if threads > 1:
             adam_parallel(w, grads, m, v, alphas[s], one_minus_beta_1, one_minus_beta_2,
                           epsilon, threads)
