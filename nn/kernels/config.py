@@ -2,7 +2,8 @@
 
 NN_NUMBA_CACHE=0 turns off the on-disk cache of compiled code (default on, so a
 new process skips compilation); NN_NUM_THREADS sets the threads of the
-fused step's Adam (default 1, see below); NN_SKIP_ZEROS=0 makes the
+fused step's Adam (default 1, see below); NN_BLAS_THREADS those of the BLAS
+behind numba's np.dot (default 1); NN_SKIP_ZEROS=0 makes the
 fused trainer visit zero inputs too. Changing a flag means a new
 process: numba bakes them into the compiled code.
 """
@@ -36,6 +37,14 @@ JIT_MATMUL = dict(JIT, fastmath=FASTMATH_MATMUL)
 NUM_THREADS = max(1, int(os.environ.get("NN_NUM_THREADS", "1") or 1))
 
 
+#: Threads of the BLAS that numba's np.dot calls (SciPy's bundled OpenBLAS,
+#: separate from NumPy's): NN_BLAS_THREADS, default 1. OpenBLAS goes
+#: multi-threaded above ~2.6e5 multiply-adds (batch-128 layer 2, batch-32
+#: layer 1 on dense inputs); on a shared 2-core machine its spinning threads
+#: then cost 10-40x more than they save (docs/benchmarks.md: batch 128 took
+#: 2.9-4.0 s an epoch with them, 0.29 s without). NumPy's own BLAS is untouched.
+BLAS_THREADS = max(1, int(os.environ.get("NN_BLAS_THREADS", "1") or 1))
+
 #: Let the fused trainer skip the first layer's zero inputs (NN_SKIP_ZEROS=0
 #: turns it off). Skipped terms are exact zeros, so results are those of the
 #: dense sums in the same order; only the time changes. Benchmarks report both.
@@ -46,7 +55,8 @@ def thread_settings():
     """What decides the threads in a run: numba's count and layer, BLAS env vars."""
     settings = {k: os.environ.get(k) for k in (
         "NN_NUM_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER", "OMP_NUM_THREADS",
-        "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY")}
+        "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY", "NN_BLAS_THREADS")}
+    settings.update(fused_adam_threads=NUM_THREADS, numba_blas_threads=BLAS_THREADS)
     try:
         import numba
     except ImportError:

@@ -11,7 +11,7 @@ the import.
 import numpy as np
 from numba import njit
 
-from nn.kernels.config import JIT
+from nn.kernels.config import BLAS_THREADS, JIT
 from nn.kernels.numba_fused import adam_flat, bias_act, bias_sum, relu_mask, xent_rows
 from nn.kernels.numba_fused import train_steps  # noqa: F401  (a kernel in KERNELS)
 
@@ -21,6 +21,27 @@ except ImportError as exc:
     raise ImportError("the numba backend needs SciPy for BLAS: pip install scipy") from exc
 
 NAME = "numba"  # the name nn.kernels knows this backend by
+
+
+def set_blas_threads(count):
+    """Set the threads of SciPy's OpenBLAS, which numba's np.dot calls; False if not found."""
+    import ctypes
+    import glob
+    import os
+
+    import scipy
+
+    libs = os.path.join(os.path.dirname(os.path.dirname(scipy.__file__)), "scipy.libs")
+    for path in glob.glob(os.path.join(libs, "libscipy_openblas*.so*")):
+        lib = ctypes.CDLL(path)  # the copy SciPy already loaded: dlopen shares it
+        for name in ("scipy_openblas_set_num_threads", "openblas_set_num_threads"):
+            if hasattr(lib, name):
+                getattr(lib, name)(ctypes.c_int(count))
+                return True
+    return False
+
+
+BLAS_THREADS_SET = set_blas_threads(BLAS_THREADS)
 
 
 @njit(**JIT)
