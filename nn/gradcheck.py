@@ -32,6 +32,7 @@ finite differences mean nothing. Such entries are excluded from the error and
 listed in the report, never dropped silently.
 """
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -84,8 +85,8 @@ class ArrayCheck:
         """JSON-ready fields."""
         d = {k: getattr(self, k) for k in ("name", "shape", "tolerance", "worst_error", "worst_index",
                                            "analytic", "numeric", "checked", "below_floor")}
-        d.update(passed=self.passed, kinks=self.kinks)
-        return d
+        d.update(passed=self.passed, kinks=[list(k) for k in self.kinks])
+        return json.loads(json.dumps(d, default=float))  # plain Python types throughout
 
 
 def _activation_pattern(layers):
@@ -122,8 +123,8 @@ def compare(name, analytic, evaluate, target, layers, noise=NOISE, tolerance=TOL
         a = a_flat[i]
         denom = max(abs(a), abs(numeric), floor)
         report.checked += 1
-        report.below_floor += denom == floor
-        err = abs(a - numeric) / denom
+        report.below_floor += int(denom == floor)
+        err = float(abs(a - numeric) / denom)
         if err > report.worst_error or report.checked == 1:
             report.worst_error, report.worst_index = err, index
             report.analytic, report.numeric = float(a), float(numeric)

@@ -112,3 +112,11 @@ def test_float32_gradients_pass_the_float32_bound(seed):
     assert all(r.tolerance == gradcheck.FLOAT32[1] for r in reports)
     for report in reports:
         assert report.passed, report.line()
+
+
+def test_reports_serialise_to_json():
+    model, x, y = random_network(0, softmax_layer=False)
+    reports = gradcheck.check_model(model, x, y)
+    restored = json.loads(json.dumps([r.as_dict() for r in reports]))
+    assert [r["name"] for r in restored] == [r.name for r in reports]
+    assert all(r["passed"] is True and isinstance(r["checked"], int) for r in restored)
