@@ -115,7 +115,11 @@ def _nn_compile_args(kmodel):
     if not isinstance(opt, keras.optimizers.Adam) or any(extras.values()):
         raise ModelError(f"nn can only train with plain Adam; the Keras model has "
                          f"{type(opt).__name__} {extras}; pass compile=False to take the weights")
-    adam = nn.Adam(**{k: float(config[k]) for k in ("learning_rate", "beta_1", "beta_2", "epsilon")})
+    # Keras stores lr in a floatx variable: read float32(0.001) back as 0.001,
+    # the shortest decimal that rounds to it, which is what the user wrote.
+    lr = np.dtype(opt.learning_rate.dtype).type(config["learning_rate"])
+    adam = nn.Adam(learning_rate=float(str(lr)),
+                   **{k: float(config[k]) for k in ("beta_1", "beta_2", "epsilon")})
     loss = kmodel.loss
     from_logits = bool(loss.get_config().get("from_logits", False)) if hasattr(loss, "get_config") else False
     return adam, nn.SparseCategoricalCrossentropy(from_logits=from_logits)
@@ -136,10 +140,19 @@ def from_keras(kmodel, compile=True, backend=None):
 
 
 def save_keras(model, path):
-    """Write an nn model as a `.keras` file that keras.models.load_model reads."""
+    """Write an nn model (and its Adam state) as a `.keras` file that keras.models.load_model reads."""
     if not str(path).endswith(".keras"):
         raise InputError(f"Keras model files must end in .keras; got {path!r}")
-    to_keras(model).save(path)
+    kmodel = to_keras(model)
+    if kmodel.optimizer is not None:
+        # Save Adam's state too (zeros before any step), so the file resumes training
+        # where nn left it and Keras finds the optimizer variables it expects.
+        state = model.optimizer.state
+        if state is None:
+            kmodel.optimizer.build(kmodel.trainable_variables)
+        else:
+            set_keras_adam_state(kmodel, state)
+    kmodel.save(path)
 
 
 def load_keras(path, compile=True, backend=None):
