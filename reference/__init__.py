@@ -9,6 +9,10 @@ count). nn itself never imports TensorFlow; only this package does.
 """
 
 import os
+import sys
+
+#: Whether OPENBLAS_NUM_THREADS is in force: set before launch, or by us before NumPy loaded.
+OPENBLAS_THREADS_IN_FORCE = "OPENBLAS_NUM_THREADS" in os.environ or "numpy" not in sys.modules
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")

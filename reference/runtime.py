@@ -28,6 +28,15 @@ def configure():
         pass  # the runtime already started (another module ran TF ops); settings() tells
 
 
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        return names[0] if names else platform.processor() or "unknown"
+    except OSError:
+        return platform.processor() or "unknown"
+
+
 def settings():
     """The versions and thread settings in force, for the record of a comparison."""
     return {
@@ -36,11 +45,12 @@ def settings():
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "machine": platform.machine(),
-        "processor": platform.processor() or "unknown",
+        "processor": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "tf_inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
         "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
+        "openblas_threads_in_force": reference.OPENBLAS_THREADS_IN_FORCE,
         "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL"),
         "argv": sys.argv[1:],
     }
