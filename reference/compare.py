@@ -36,7 +36,8 @@ THRESHOLDS = (1e-12, 1e-10, 1e-8, 1e-6, 1e-4, 1e-2)
 
 def parse_args(argv=None):
     """The command line (see the module docstring)."""
-    p = argparse.ArgumentParser(prog="python -m reference.compare", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m reference.compare",
+                                description=__doc__.split("\n")[0])
     p.add_argument("--dtype", default="float32", help="float32, float64, or both comma-separated")
     p.add_argument("--epochs", type=int, default=SEED_FIT["epochs"])
     p.add_argument("--seeds", default="0,1,2", help="comma-separated ints")
@@ -190,8 +191,9 @@ def summary_table(runs, summary):
              "|---:|---:|---:|---:|---:|---:|---:|"]
     for r in runs:
         early = max(r["curves"]["weight_rel_diff"][:s["parity_steps"]])
-        lines.append(f"| {r['seed']} | {r['nn_test_accuracy']:.4f} | {r['keras_test_accuracy']:.4f} | "
-                     f"{r['prediction_agreement']:.4f} | {early:.1e} | {r['max_weight_rel_diff']:.1e} | "
+        lines.append(f"| {r['seed']} | {r['nn_test_accuracy']:.4f} | "
+                     f"{r['keras_test_accuracy']:.4f} | {r['prediction_agreement']:.4f} | "
+                     f"{early:.1e} | {r['max_weight_rel_diff']:.1e} | "
                      f"{r['first_step_above']['1e-10'] or '-'} |")
     lines.append(f"| mean +- SE | {s['nn_mean']:.4f} +- {s['nn_se']:.4f} | "
                  f"{s['keras_mean']:.4f} +- {s['keras_se']:.4f} | | | | |")

@@ -38,7 +38,8 @@ def plot_curves(runs, path):
     for ax in axes[1]:
         ax.set_xlabel("epoch")
     axes[0, 0].legend(fontsize=7, ncol=2)
-    fig.suptitle(f"{runs[0]['dtype']}: nn (wide, pale) and Keras (dashed) from the same weights and batches")
+    fig.suptitle(f"{runs[0]['dtype']}: nn (wide, pale) and Keras (dashed), "
+                 "from the same weights and batches")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

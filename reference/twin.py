@@ -121,7 +121,8 @@ def _nn_compile_args(kmodel):
     adam = nn.Adam(learning_rate=float(str(lr)),
                    **{k: float(config[k]) for k in ("beta_1", "beta_2", "epsilon")})
     loss = kmodel.loss
-    from_logits = bool(loss.get_config().get("from_logits", False)) if hasattr(loss, "get_config") else False
+    config = loss.get_config() if hasattr(loss, "get_config") else {}  # a name: from_logits=False
+    from_logits = bool(config.get("from_logits", False))
     return adam, nn.SparseCategoricalCrossentropy(from_logits=from_logits)
 
 
@@ -140,7 +141,7 @@ def from_keras(kmodel, compile=True, backend=None):
 
 
 def save_keras(model, path):
-    """Write an nn model (and its Adam state) as a `.keras` file that keras.models.load_model reads."""
+    """Write an nn model and its Adam state as a `.keras` file for keras.models.load_model."""
     if not str(path).endswith(".keras"):
         raise InputError(f"Keras model files must end in .keras; got {path!r}")
     kmodel = to_keras(model)

@@ -12,7 +12,8 @@ the unit roundoff: 2^-24 = 6.0e-8 in float32, 2^-53 = 1.1e-16 in float64.
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow", reason="the Keras reference needs TensorFlow (pip install -e .[test])")
+pytest.importorskip("tensorflow",
+                    reason="the Keras reference needs TensorFlow (pip install -e .[test])")
 
 from nn.recipe import scale_images  # noqa: E402
 
@@ -69,6 +70,21 @@ def train_split(mnist):
     """uint8 training images and labels, split as fit(validation_split=0.2) does: 48,000 first."""
     (x, y), _ = mnist
     return x[:48000], y[:48000]
+
+
+@pytest.fixture(scope="session")
+def max_logit():
+    """max_logit(model, x): largest |logit| of a Dense-ReLU-...-Dense-softmax model, in float64."""
+    def compute(model, x):
+        weights = [np.asarray(w, np.float64) for w in model.get_weights()]
+        h = np.asarray(x, np.float64).reshape(len(x), -1)
+        for i in range(0, len(weights), 2):
+            h = h @ weights[i] + weights[i + 1]
+            if i + 2 < len(weights):
+                h = np.maximum(h, 0)
+        return float(np.abs(h).max())
+
+    return compute
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from nn.recipe import scale_images, seed_model
 pytestmark = [pytest.mark.keras, pytest.mark.slow]
 
 
-def test_fit_histories_agree_every_key_every_epoch(twin, mnist):
+def test_fit_histories_agree_every_key_every_epoch(twin, mnist, record_property):
     # Same weights, same batches (shuffle=False), Keras's split (last 20% of
     # the 60,000 held out) on both sides. Over 2 epochs (3,000 steps) float64
     # lockstep stays within ~1e-13 of Keras relative to the largest weight (see
@@ -23,6 +23,8 @@ def test_fit_histories_agree_every_key_every_epoch(twin, mnist):
         keras_history = kmodel.fit(x, labels, **settings).history
     history = model.fit(x, labels, **settings).history
     assert set(history) == set(keras_history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    worst = max(abs(a / b - 1) for key in history for a, b in zip(history[key], keras_history[key]))
+    record_property("max_history_rel_diff", worst)  # shows in --junitxml reports
     for key in history:
         assert len(history[key]) == len(keras_history[key]) == 2
         np.testing.assert_allclose(history[key], keras_history[key], rtol=1e-10, err_msg=key)

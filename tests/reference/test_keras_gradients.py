@@ -43,7 +43,7 @@ def any_stack(dtype):
 @pytest.mark.parametrize("build", [lambda d: seed_model(0, d, backend="numpy"), any_stack],
                          ids=["seed-network", "relu-and-softmax-layers"])
 def test_every_gradient_matches_gradient_tape(twin, dtype, batch, build, chain_tolerance,
-                                              seed_terms):
+                                              seed_terms, record_property):
     # Each gradient ends a chain of seed_terms["gradient"] = 1,021 summed terms
     # (forward 947, back through the 10- and 32-wide layers, over the batch of 32),
     # so the sides may differ by 2 sqrt(1021) u of that gradient's scale:
@@ -57,6 +57,8 @@ def test_every_gradient_matches_gradient_tape(twin, dtype, batch, build, chain_t
     tol = chain_tolerance(seed_terms["gradient"], dtype)
     assert loss == pytest.approx(k_loss, rel=tol)
     assert len(grads) == len(k_grads)
+    record_property("max_rel_diff", max(np.abs(a - b).max() / np.abs(b).max()
+                                        for a, b in zip(grads, k_grads)))
     for ours, theirs in zip(grads, k_grads):
         assert ours.dtype == theirs.dtype == dtype and ours.shape == theirs.shape
         assert np.abs(ours - theirs).max() <= tol * np.abs(theirs).max()

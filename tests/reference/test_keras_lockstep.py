@@ -9,7 +9,7 @@ pytestmark = pytest.mark.keras
 
 
 def test_float32_trajectories_stay_within_accumulated_rounding(twin, train_split, chain_tolerance,
-                                                             seed_terms):
+                                                             seed_terms, record_property):
     # One step from identical weights already leaves a gap: Adam's first update,
     # lr g / (|g| + eps_hat) with eps_hat = eps / sqrt(1 - b2) = 3.2e-6, has gain
     # lr / eps_hat = 316 on gradients that cancel to nearly 0, and turns their
@@ -28,6 +28,8 @@ def test_float32_trajectories_stay_within_accumulated_rounding(twin, train_split
     lockstep.epoch(x, y, np.arange(len(x)))
     gaps = np.array(lockstep.trace.weight_rel_diff)
     assert len(gaps) == 30
+    record_property("gap_step_1", gaps[0])
+    record_property("gap_step_30", gaps[-1])
     assert 0 < gaps[0] < 1e-5  # rounding, not a bug: a bug is 1e-3 on step 1
     assert np.all(gaps <= np.arange(1, 31) * gaps[0])
     m_gap, v_gap = lockstep.state_rel_diff()
@@ -43,7 +45,8 @@ def test_float32_trajectories_stay_within_accumulated_rounding(twin, train_split
 
 
 @pytest.mark.slow
-def test_float64_stays_within_1e_10_of_keras_for_a_full_epoch(twin, train_split):
+def test_float64_stays_within_1e_10_of_keras_for_a_full_epoch(twin, train_split,
+                                                              record_property):
     # The promise, held at every one of 1,500 steps: float64 rounding
     # (u = 1.1e-16) accumulated over a chain of ~1,021 terms per gradient is
     # ~7e-15 per step (test_keras_gradients); a random walk over 1,500 steps
@@ -59,6 +62,7 @@ def test_float64_stays_within_1e_10_of_keras_for_a_full_epoch(twin, train_split)
     nn_logs, keras_logs = lockstep.epoch(x, labels, order)
     trace = lockstep.trace
     assert len(trace) == 1500
+    record_property("max_weight_rel_diff", max(trace.weight_rel_diff))
     assert max(trace.weight_rel_diff) <= 1e-10
     m_gaps = [g for g in trace.m_rel_diff if not np.isnan(g)]
     v_gaps = [g for g in trace.v_rel_diff if not np.isnan(g)]

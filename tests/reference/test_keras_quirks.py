@@ -1,4 +1,4 @@
-"""The Keras behaviours the reference must work around, pinned so an upgrade that changes them shows."""
+"""Keras behaviours the reference works around, pinned so an upgrade that changes one shows."""
 
 import numpy as np
 import pytest
