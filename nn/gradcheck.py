@@ -122,7 +122,7 @@ def compare(name, analytic, evaluate, target, layers, noise=NOISE, tolerance=TOL
         a = a_flat[i]
         denom = max(abs(a), abs(numeric), floor)
         report.checked += 1
-        report.below_floor += denom == floor
+        report.below_floor += int(denom == floor)  # a NumPy bool would make it np.int64, not JSON
         err = abs(a - numeric) / denom
         if err > report.worst_error or report.checked == 1:
             report.worst_error, report.worst_index = err, index
