@@ -33,3 +33,14 @@ def test_compare_writes_tables_json_and_pngs(twin, tmp_path, capsys):
     assert [s["dtype"] for s in doc["summaries"]] == ["float32", "float64"]
     for name in ("curves-float32.png", "curves-float64.png", "divergence-float32-float64.png"):
         assert (tmp_path / name).stat().st_size > 10_000
+    # nn's side of each run is exactly nn's own fit of the seed recipe: same
+    # initial weights, same permutations from the same stream, same batches.
+    from nn.recipe import seed_model
+
+    (x, y), val, _ = compare.load("float64", limit=800)
+    model = seed_model(0, "float64", backend="numpy")
+    history = model.fit(x, y, batch_size=32, epochs=2, validation_data=val, verbose=0).history
+    ours = doc["runs"][2]["epochs"]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        # Same values summed in the same order: only the epoch mean's last division may round.
+        assert [e["nn"][key] for e in ours] == pytest.approx(history[key], rel=1e-15)
