@@ -1,5 +1,6 @@
 """TensorFlow set up once for reproducible comparisons, and a record of the settings."""
 
+import ctypes
 import os
 import platform
 import sys
@@ -16,8 +17,48 @@ import keras
 TF_THREADS = {"intra_op": 1, "inter_op": 1}
 
 
+#: OpenBLAS's threads: one, as TensorFlow's. Its float32 sums change with the
+#: thread count, and on a busy 2-core machine a second thread that spins while
+#: waiting for its sibling made the float64 tests several times slower.
+OPENBLAS_THREADS = 1
+_OPENBLAS_PREFIXES = ("scipy_openblas_", "openblas_")  # NumPy's wheels, then plain OpenBLAS
+_OPENBLAS_SUFFIXES = ("64_", "_64_", "")
+
+
+def _openblas_calls():
+    """(set_num_threads, get_num_threads) of the OpenBLAS NumPy loaded, or None.
+
+    What threadpoolctl does, for the one library we care about: find the
+    loaded OpenBLAS in this process's memory map (Linux) and look up its
+    thread functions, whose names depend on how it was built.
+    """
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
+    except OSError:
+        return None
+    for path in sorted(p for p in paths if ".so" in p):
+        lib = ctypes.CDLL(path)
+        for prefix in _OPENBLAS_PREFIXES:
+            for suffix in _OPENBLAS_SUFFIXES:
+                setter = getattr(lib, f"{prefix}set_num_threads{suffix}", None)
+                getter = getattr(lib, f"{prefix}get_num_threads{suffix}", None)
+                if setter is not None and getter is not None:
+                    return setter, getter
+    return None
+
+
+def openblas_threads():
+    """The number of threads OpenBLAS uses now (None if it cannot be found)."""
+    calls = _openblas_calls()
+    return int(calls[1]()) if calls else None
+
+
 def configure():
-    """Pin TensorFlow's thread pools (a no-op once TensorFlow's runtime has started)."""
+    """Pin OpenBLAS and TensorFlow's thread pools (TF's: only before its runtime starts)."""
+    calls = _openblas_calls()
+    if calls:
+        calls[0](OPENBLAS_THREADS)
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError(f"reference/ needs Keras on the TensorFlow backend; "
                            f"KERAS_BACKEND is {keras.backend.backend()!r}")
@@ -49,8 +90,7 @@ def settings():
         "cpu_count": os.cpu_count(),
         "tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "tf_inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
-        "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
-        "openblas_threads_in_force": reference.OPENBLAS_THREADS_IN_FORCE,
+        "openblas_threads": openblas_threads(),
         "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL"),
         "argv": sys.argv[1:],
     }

@@ -18,6 +18,7 @@ def test_compare_writes_tables_json_and_pngs(twin, tmp_path, capsys):
     doc = json.loads(out.read_text())
     assert doc["command"].startswith("python -m reference.compare --dtype float32,float64")
     assert doc["settings"]["tf_intra_op_threads"] == 1
+    assert doc["settings"]["openblas_threads"] in (1, None)  # None: no OpenBLAS (e.g. MKL)
     assert [(r["seed"], r["dtype"]) for r in doc["runs"]] == [
         (0, "float32"), (1, "float32"), (0, "float64"), (1, "float64")]
     for run in doc["runs"]:
