@@ -58,3 +58,25 @@ def test_keras_adam_bias_correction_uses_float32_betas(twin):
     exact_alpha = 0.001 * np.sqrt(1 - 0.999) / (1 - 0.9)
     assert keras_alpha / exact_alpha - 1 == pytest.approx(-6.7e-6, rel=0.01)
     assert nn.Adam().coefficients(1, "float64")[0] == keras_alpha
+
+
+def test_keras_takes_the_loss_from_the_softmax_logits(twin):
+    # A softmax output carries its logits and the loss uses them: for logits
+    # (0, 40) and label 0 the loss is 40 (log-sum-exp), not -log(1e-7) = 16.1
+    # as clipping the probability to [eps, 1 - eps] would give. nn does the same.
+    import keras
+
+    import nn
+
+    model = nn.Sequential([nn.Dense(2, activation="softmax", input_shape=(1,))], dtype="float64")
+    model.compile()
+    model.set_weights([np.array([[0.0, 40.0]]), np.zeros(2)])
+    kmodel = twin.to_keras(model)
+    x, y = np.ones((1, 1)), np.array([0])
+    with twin.keras_floatx("float64"):
+        keras_loss = kmodel.evaluate(x, y, verbose=0)[0]
+        traced = kmodel.train_on_batch(x, y)[0]
+    assert keras_loss == pytest.approx(40.0, rel=1e-12) and traced == pytest.approx(40.0, rel=1e-12)
+    assert model.evaluate(x, y)[0] == pytest.approx(40.0, rel=1e-12)
+    bare = keras.losses.sparse_categorical_crossentropy(y, np.array([[4.2e-18, 1.0]]))
+    assert keras.ops.convert_to_numpy(bare).item() == pytest.approx(16.118, rel=1e-3)  # clipped
