@@ -33,7 +33,7 @@ def test_keras_casts_float64_arrays_to_floatx_in_fit_evaluate_predict(twin):
     # floatx is float64: the array adapter casts float inputs to floatx first.
     from nn.recipe import seed_model
 
-    model = seed_model(0, "float64")
+    model = seed_model(0, "float64", backend="numpy")
     kmodel = twin.to_keras(model)
     x = np.random.default_rng(0).random((64, 28, 28))
     exact = model.predict(x)
@@ -68,7 +68,8 @@ def test_keras_takes_the_loss_from_the_softmax_logits(twin):
 
     import nn
 
-    model = nn.Sequential([nn.Dense(2, activation="softmax", input_shape=(1,))], dtype="float64")
+    model = nn.Sequential([nn.Dense(2, activation="softmax", input_shape=(1,))], dtype="float64",
+                          backend="numpy")
     model.compile()
     model.set_weights([np.array([[0.0, 40.0]]), np.zeros(2)])
     kmodel = twin.to_keras(model)

@@ -44,7 +44,8 @@ def test_forward_outputs_agree_within_rounding(twin, dtype, mnist, chain_toleran
     x = scale_images(x_test[:2000], dtype)
     model = seed_model(0, dtype, backend="numpy")
     logits_model = nn.Sequential([nn.Flatten(input_shape=(28, 28)), nn.Dense(128, "relu"),
-                                  nn.Dense(32, "relu"), nn.Dense(10)], dtype=dtype)
+                                  nn.Dense(32, "relu"), nn.Dense(10)], dtype=dtype,
+                                 backend="numpy")
     logits_model.set_weights(model.get_weights())
     with twin.keras_floatx(dtype):
         k_logits = twin.to_keras(logits_model).predict(x, verbose=0)
@@ -73,7 +74,7 @@ def test_any_stack_of_nn_layers_has_a_twin(twin, dtype, batch, chain_tolerance, 
     # As in the forward test, with 785 + 17 terms to the logits.
     tol = chain_tolerance(802, dtype) * max_logit(model, x) / 2 + 4 * unit_roundoff(dtype)
     assert np.abs(model.predict(x) - k_probs).max() <= tol
-    back = twin.from_keras(kmodel)
+    back = twin.from_keras(kmodel, backend="numpy")
     assert [type(layer).__name__ for layer in back.layers] == ["Flatten", "Dense", "ReLU",
                                                                 "Dense", "Softmax"]
 
@@ -112,4 +113,4 @@ def test_keras_layers_nn_lacks_are_refused_in_one_sentence(twin):
     with pytest.raises(ModelError, match="nn has no layer computing Keras's Dense"):
         twin.from_keras(kmodel)
     with pytest.raises(nn.InputError, match="end in .keras"):
-        twin.save_keras(seed_model(0), "model.h5")
+        twin.save_keras(seed_model(0, backend="numpy"), "model.h5")
