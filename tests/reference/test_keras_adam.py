@@ -50,3 +50,22 @@ def test_one_adam_step_from_the_same_state_matches_keras(twin, dtype, rng, t, un
         # ulp or two: 4u relative between them); w - step then rounds once (u |w|).
         step = np.abs(w.astype(np.float64) - weights[i])
         assert np.all(np.abs(w - variables[i].numpy()) <= 4 * u * step + u * np.abs(w))
+
+
+def test_adam_state_moves_both_ways_unchanged(twin, dtype, batch):
+    from nn.recipe import seed_model
+
+    model = seed_model(0, dtype, backend="numpy")
+    for start in (0, 32, 64):
+        model.train_on_batch(*batch(dtype, start=start))
+    kmodel = twin.to_keras(model)
+    twin.set_keras_adam_state(kmodel, model.optimizer.state)
+    theirs = twin.keras_adam_state(kmodel)
+    other = seed_model(1, dtype, backend="numpy")
+    twin.set_nn_adam_state(other, theirs)
+    for state in (theirs, other.optimizer.state):
+        assert state.count == 3
+        for ours, copied in zip(model.optimizer.state.m + model.optimizer.state.v,
+                                state.m + state.v):
+            assert copied.dtype == dtype
+            np.testing.assert_array_equal(ours, copied)
