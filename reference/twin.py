@@ -121,6 +121,10 @@ def _nn_compile_args(kmodel):
     adam = nn.Adam(learning_rate=float(str(lr)),
                    **{k: float(config[k]) for k in ("beta_1", "beta_2", "epsilon")})
     loss = kmodel.loss
+    name = loss if isinstance(loss, str) else getattr(loss, "name", type(loss).__name__)
+    if name != nn.SparseCategoricalCrossentropy.name:
+        raise ModelError(f"nn can only train with sparse_categorical_crossentropy; the Keras "
+                         f"model uses {name!r}; pass compile=False to take the weights")
     config = loss.get_config() if hasattr(loss, "get_config") else {}  # a name: from_logits=False
     from_logits = bool(config.get("from_logits", False))
     return adam, nn.SparseCategoricalCrossentropy(from_logits=from_logits)

@@ -112,5 +112,10 @@ def test_keras_layers_nn_lacks_are_refused_in_one_sentence(twin):
     kmodel = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="tanh")])
     with pytest.raises(ModelError, match="nn has no layer computing Keras's Dense"):
         twin.from_keras(kmodel)
+    other_loss = twin.to_keras(seed_model(0, backend="numpy"))
+    other_loss.compile(optimizer="adam", loss="categorical_crossentropy")
+    with pytest.raises(ModelError, match="sparse_categorical_crossentropy"):
+        twin.from_keras(other_loss)
+    assert twin.from_keras(other_loss, compile=False, backend="numpy").optimizer is None
     with pytest.raises(nn.InputError, match="end in .keras"):
         twin.save_keras(seed_model(0, backend="numpy"), "model.h5")
