@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 
-def run_nn(backend, data, batch_size, epochs, seed, skip_zeros=True, threads=1):
+def run_nn(backend, data, batch_size, epochs, seed, skip_zeros="auto", threads=None):
     """nn's fit (fused steps) on `backend`, with or without first-layer zero-skipping."""
     from nn.callbacks import Callback
     from nn.kernels import config
@@ -28,7 +28,7 @@ def run_nn(backend, data, batch_size, epochs, seed, skip_zeros=True, threads=1):
         def on_epoch_end(self, epoch, logs=None):
             self.seconds.append(time.perf_counter() - self.start)
 
-    config.SKIP_ZEROS, config.NUM_THREADS = skip_zeros, threads
+    config.SKIP_ZEROS, config.NUM_THREADS = skip_zeros, threads or config.NUM_THREADS
     (x, y), (x_test, y_test) = data
     model, timer = seed_model(seed=seed, backend=backend), Timer()
     model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[timer])
@@ -144,8 +144,8 @@ def run_jax(data, batch_size, epochs, seed, scan=True):
 #: framework name -> (module that must import, runner(data, batch_size, epochs, seed)).
 RUNNERS = {
     "nn-numba": ("numba", lambda *a: run_nn("numba", *a)),
-    "nn-numba-dense": ("numba", lambda *a: run_nn("numba", *a, skip_zeros=False)),
-    "nn-numba-2t": ("numba", lambda *a: run_nn("numba", *a, threads=2)),
+    "nn-numba-dense": ("numba", lambda *a: run_nn("numba", *a, skip_zeros="0")),
+    "nn-numba-1t": ("numba", lambda *a: run_nn("numba", *a, threads=1)),
     "nn-numpy": ("numpy", lambda *a: run_nn("numpy", *a)),
     "keras": ("keras", run_keras),
     "torch": ("torch", run_torch),

@@ -11,6 +11,7 @@ Callbacks see each batch's logs once its chunk has run; the weights they can
 read then are those at the end of the chunk.
 """
 
+import contextlib
 import math
 
 import numpy as np
@@ -26,18 +27,42 @@ from nn.optimizers import Adam
 CHUNK_EXAMPLES = 4096
 
 
+def _flat(x):
+    """x (N, ...) as a C-contiguous (N, features) array (a view when it already is)."""
+    return np.ascontiguousarray(x.reshape(len(x), -1))
+
+
+def _threads(backend, count, sparse):
+    """The backend's thread settings for a chunk of steps (a no-op without any).
+
+    On the compressed-row path numba's threads share the first layer and BLAS
+    sees only small products, so BLAS gets one thread; on the BLAS path the
+    large products get every core and numba none. Never both: two pools of
+    spinning threads on the same cores slow each other down many times over.
+    """
+    knob = getattr(backend, "threads", None)
+    if knob is None:
+        return contextlib.nullcontext()
+    return knob(count, 1) if sparse else knob(1, count)
+
+
 class FusedTrainer:
     """Runs `fit`'s epochs for one model through backend.train_steps."""
 
-    def __init__(self, model, dense_layers):
+    def __init__(self, model, dense_layers, x):
         self.model = model
         self.layers = dense_layers
         self.shapes = np.array([lyr.params["kernel"].shape for lyr in dense_layers], np.int64)
         self.relu = np.array([lyr.activation == "relu" for lyr in dense_layers])
+        self.threads = config.NUM_THREADS
+        empty = (np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, model.dtype))
+        # Compressed rows of the training inputs, built once for the whole fit
+        # (x cannot change during it): the steps then never scan zeros again.
+        self.rows = model.backend.nonzero_rows(_flat(x)) if config.skip_zeros(x) else empty
 
     @classmethod
-    def for_model(cls, model):
-        """A trainer if the model's structure allows one, else None (use the layers)."""
+    def for_model(cls, model, x):
+        """A trainer for fitting x if the model allows one, else None (use the layers)."""
         if not isinstance(model.optimizer, Adam) or "_step" in vars(model):
             return None  # a replaced _step (a test's spy, say) must see every batch
         if not hasattr(model.backend, "train_steps"):
@@ -51,7 +76,7 @@ class FusedTrainer:
         if [id(p) for lyr in layers for p in lyr.params.values()] != [
                 id(lyr.params[k]) for lyr, k in model.parameter_refs()]:
             return None  # parameters outside the chain: the layers must train them
-        return cls(model, layers)
+        return cls(model, layers, x)
 
     def _arrays(self):
         """Parameters, first moments and second moments, each a list in Keras's order."""
@@ -74,10 +99,9 @@ class FusedTrainer:
     def run_epoch(self, x, y, order, batch_size, hooks):
         """One epoch over x[order] in batches; calls the hooks per batch; returns the logs."""
         model, opt, dtype = self.model, self.model.optimizer, self.model.dtype
-        x = np.ascontiguousarray(x.reshape(len(x), -1))
+        x = _flat(x)
         y, order = y.astype(np.int64, copy=False), order.astype(np.int64, copy=False)
         steps, chunk = math.ceil(len(order) / batch_size), max(1, CHUNK_EXAMPLES // batch_size)
-        skip_zeros, threads = config.SKIP_ZEROS, config.NUM_THREADS
         flats = self._pack()
         _, c1, c2, eps = opt.coefficients(1, dtype)  # only alpha depends on the step
         loss_sum, correct_sum, seen, logs = 0.0, 0, 0, {}
@@ -85,9 +109,10 @@ class FusedTrainer:
             count = min(chunk, steps - first)
             losses, correct = np.empty(count, dtype), np.empty(count, np.int64)
             alphas = opt.alphas(opt.iterations + 1, count, dtype)
-            model.backend.train_steps(x, y, order, first, batch_size, self.shapes, self.relu,
-                                      *flats, alphas, c1, c2, eps, skip_zeros, threads,
-                                      losses, correct)
+            with _threads(model.backend, self.threads, len(self.rows[0]) > 0):
+                model.backend.train_steps(x, y, order, first, batch_size, self.shapes, self.relu,
+                                          *flats, alphas, c1, c2, eps, *self.rows, self.threads,
+                                          losses, correct)
             opt.state = opt.state._replace(count=opt.iterations + count)
             self._unpack(flats)
             for s in range(count):  # the layer path's running means, step by step

@@ -197,11 +197,15 @@ class Sequential:
             hook.model = self
             hook.on_train_begin()
         self.stop_training = False
+        trainer = FusedTrainer.for_model(self, x) if self.fused else None
         for epoch in range(epochs):
             for hook in hooks:
                 hook.on_epoch_begin(epoch)
             order = self.shuffle_rng.permutation(len(x)) if shuffle else np.arange(len(x))
-            logs = self._fit_epoch(x, y, order, batch_size, hooks)
+            if trainer is not None:  # same batches and arithmetic, fewer Python round trips
+                logs = trainer.run_epoch(x, y, order, batch_size, hooks)
+            else:
+                logs = self._fit_epoch(x, y, order, batch_size, hooks)
             if val is not None:
                 val_loss, val_acc = self.evaluate(*val, batch_size=batch_size)
                 logs.update(val_loss=val_loss, val_accuracy=val_acc)
@@ -231,9 +235,6 @@ class Sequential:
         return (x[:split_at], y[:split_at]), (x[split_at:], y[split_at:])
 
     def _fit_epoch(self, x, y, order, batch_size, hooks):
-        trainer = FusedTrainer.for_model(self) if self.fused else None
-        if trainer is not None:  # same batches and arithmetic, fewer Python round trips
-            return trainer.run_epoch(x, y, order, batch_size, hooks)
         loss_sum, correct, seen = 0.0, 0, 0
         for batch, start in enumerate(range(0, len(order), batch_size)):
             idx = order[start:start + batch_size]

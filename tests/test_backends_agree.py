@@ -40,7 +40,7 @@ def sparse_data(rng, n=45, dtype=np.float64):
 
 def fit(model, x, y, fused=True, skip_zeros=True, epochs=2, batch_size=8):
     model.fused = fused
-    saved, config.SKIP_ZEROS = config.SKIP_ZEROS, skip_zeros
+    saved, config.SKIP_ZEROS = config.SKIP_ZEROS, "1" if skip_zeros else "0"
     try:
         history = model.fit(x, y, epochs=epochs, batch_size=batch_size, validation_split=0.2, verbose=0)
     finally:

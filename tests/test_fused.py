@@ -20,6 +20,26 @@ def problem(seed, n=29, sizes=(11, 6, 5, 3), dtype=np.float64):
     return x.astype(dtype), rng.integers(0, sizes[-1], n), rng.permutation(n), shapes, relu, w
 
 
+def empty_rows(dtype):
+    """No compressed rows: train_steps then takes the dense (BLAS) path."""
+    return np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_nonzero_rows_matches_its_twin(dtype, rng):
+    x = rng.standard_normal((37, 13)).astype(dtype)
+    x[rng.random(x.shape) < 0.7] = 0
+    x[5] = 0  # a row with no nonzero at all
+    for got, want in zip(numba_kernels.nonzero_rows(x), twin.nonzero_rows(x)):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    indptr, indices, values = twin.nonzero_rows(x)
+    dense = np.zeros_like(x)
+    for r in range(len(x)):  # rebuild x from its rows: nothing lost, nothing invented
+        dense[r, indices[indptr[r]:indptr[r + 1]]] = values[indptr[r]:indptr[r + 1]]
+    np.testing.assert_array_equal(dense, x)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("skip_zeros", [False, True], ids=["dense", "skip"])
 def test_train_steps_matches_its_twin(skip_zeros, threads):
@@ -31,7 +51,8 @@ def test_train_steps_matches_its_twin(skip_zeros, threads):
     for module in (twin, numba_kernels):
         w, m, v = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
         losses, correct = np.empty(steps), np.empty(steps, np.int64)
-        module.train_steps(x, y, order, 0, batch, shapes, relu, w, m, v, alphas, *c, skip_zeros,
+        rows = module.nonzero_rows(x) if skip_zeros else empty_rows(x.dtype)
+        module.train_steps(x, y, order, 0, batch, shapes, relu, w, m, v, alphas, *c, *rows,
                            threads, losses, correct)
         results.append((w, m, v, losses, correct))
     for got, want in zip(*results[::-1]):  # float64, 8 steps: see tests/test_backends_agree.py
@@ -46,8 +67,8 @@ def test_thread_count_never_changes_a_result():
     for threads in (1, 2, 3):
         w, m, v = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
         losses, correct = np.empty(16), np.empty(16, np.int64)
-        numba_kernels.train_steps(x, y, order, 0, 4, shapes, relu, w, m, v, alphas, *c, True,
-                                  threads, losses, correct)
+        numba_kernels.train_steps(x, y, order, 0, 4, shapes, relu, w, m, v, alphas, *c,
+                                  *numba_kernels.nonzero_rows(x), threads, losses, correct)
         results.append(w)
     for w in results[1:]:
         np.testing.assert_array_equal(w, results[0])

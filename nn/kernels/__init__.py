@@ -25,6 +25,7 @@ KERNELS = (
     "softmax_xent_forward",
     "softmax_xent_backward",
     "adam_update",
+    "nonzero_rows",
     "train_steps",
 )
 

@@ -8,12 +8,20 @@ bit-identical to it). Importing this module needs numba: `nn.kernels` guards
 the import.
 """
 
+import contextlib
+import ctypes
+import functools
+
+import numba
 import numpy as np
 from numba import njit
 
 from nn.kernels.config import BLAS_THREADS, JIT
-from nn.kernels.numba_fused import adam_flat, bias_act, bias_sum, relu_mask, xent_rows
-from nn.kernels.numba_fused import train_steps  # noqa: F401  (a kernel in KERNELS)
+from nn.kernels.numba_fused import adam_flat, bias_act, bias_sum, dense_step, layout, relu_mask
+from nn.kernels.numba_fused import xent_rows
+from nn.kernels.numba_sparse import nonzero_rows, sparse_step  # noqa: F401  (a kernel in KERNELS)
+
+MAX_THREADS = numba.config.NUMBA_NUM_THREADS  # the size of numba's thread pool
 
 try:  # numba's np.dot calls BLAS through SciPy; fail here, not at the first compile
     import scipy.linalg.cython_blas  # noqa: F401
@@ -23,8 +31,9 @@ except ImportError as exc:
 NAME = "numba"  # the name nn.kernels knows this backend by
 
 
-def set_blas_threads(count):
-    """Set the threads of SciPy's OpenBLAS, which numba's np.dot calls; False if not found."""
+@functools.lru_cache(maxsize=None)
+def _blas_thread_setter():
+    """SciPy's OpenBLAS set_num_threads (the copy numba's np.dot calls), or None."""
     import ctypes
     import glob
     import os
@@ -36,9 +45,29 @@ def set_blas_threads(count):
         lib = ctypes.CDLL(path)  # the copy SciPy already loaded: dlopen shares it
         for name in ("scipy_openblas_set_num_threads", "openblas_set_num_threads"):
             if hasattr(lib, name):
-                getattr(lib, name)(ctypes.c_int(count))
-                return True
-    return False
+                return getattr(lib, name)
+    return None
+
+
+@contextlib.contextmanager
+def threads(numba_threads, blas_threads):
+    """Run the block with these counts of numba and BLAS threads; restore both after."""
+    saved = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(numba_threads, MAX_THREADS)))
+    set_blas_threads(blas_threads)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(saved)
+        set_blas_threads(BLAS_THREADS)
+
+
+def set_blas_threads(count):
+    """Set the threads of SciPy's OpenBLAS, which numba's np.dot calls; False if not found."""
+    setter = _blas_thread_setter()
+    if setter is not None:
+        setter(ctypes.c_int(count))
+    return setter is not None
 
 
 BLAS_THREADS_SET = set_blas_threads(BLAS_THREADS)
@@ -162,3 +191,42 @@ def adam_update(w, g, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
     f = w.dtype.type
     _adam_2d(_as_2d(w), _as_2d(g), _as_2d(m), _as_2d(v), f(alpha), f(one_minus_beta_1),
              f(one_minus_beta_2), f(epsilon))
+
+
+@njit(**JIT)
+def train_steps(x, y, order, first_step, batch_size, shapes, relu, w, m, v, alphas,
+                one_minus_beta_1, one_minus_beta_2, epsilon, indptr, indices, values, threads,
+                losses, correct):
+    """len(alphas) Adam steps of a Dense chain from step `first_step` of an epoch; see the twin.
+
+    With x's compressed rows (nonzero_rows; empty arrays for none) the first
+    layer visits only nonzero inputs, in `threads` tasks (numba_sparse); run
+    it inside `threads(...)` so that numba has that many. Without them, every
+    product goes to BLAS.
+    """
+    at = layout(shapes)
+    width, n_in = at[2][-1], shapes[:, 0].max()
+    grads = np.zeros_like(w)
+    acts, deltas = np.empty(batch_size * width, x.dtype), np.empty(batch_size * width, x.dtype)
+    labels = np.empty(batch_size, np.int64)
+    pieces = max(1, min(threads, MAX_THREADS))
+    sparse = indptr.shape[0] > 0
+    counts = np.empty(batch_size, np.int64)
+    batch_cols = np.empty((batch_size if sparse else 0, n_in), np.int64)
+    batch_vals = np.empty((batch_size if sparse else 0, n_in), x.dtype)
+    starts = np.empty((pieces, n_in + 1), np.int64)
+    scratch = batch_size * n_in if sparse else 0
+    cols, vals = np.empty((pieces, scratch), np.int64), np.empty((pieces, scratch), x.dtype)
+    xb = np.empty(0 if sparse else batch_size * x.shape[1], x.dtype)
+    for s in range(alphas.shape[0]):
+        start = (first_step + s) * batch_size
+        idx = order[start:min(start + batch_size, x.shape[0])]
+        adam = (alphas[s], one_minus_beta_1, one_minus_beta_2, epsilon)
+        if sparse:
+            losses[s], correct[s] = sparse_step(indptr, indices, values, y, idx, shapes, relu, w,
+                                                m, v, grads, acts, deltas, labels, at, adam,
+                                                batch_cols, batch_vals, counts, starts, cols,
+                                                vals, pieces)
+        else:
+            losses[s], correct[s] = dense_step(x, y, idx, shapes, relu, w, m, v, grads, xb, acts,
+                                               deltas, labels, at, adam)

@@ -105,9 +105,21 @@ def param_views(flat, shapes):
     return views
 
 
+def nonzero_rows(x):
+    """x (N, I) as compressed rows -> (indptr (N+1,) int64, indices int32, values).
+
+    Row r's nonzero inputs sit at columns indices[indptr[r]:indptr[r+1]],
+    ascending, with values values[indptr[r]:indptr[r+1]].
+    """
+    rows, cols = np.nonzero(x)  # row-major: rows ascending, columns ascending within a row
+    indptr = np.zeros(len(x) + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=len(x)), out=indptr[1:])
+    return indptr, cols.astype(np.int32), x[rows, cols]
+
+
 def train_steps(x, y, order, first_step, batch_size, shapes, relu, w, m, v, alphas,
-                one_minus_beta_1, one_minus_beta_2, epsilon, skip_zeros, threads, losses,
-                correct):
+                one_minus_beta_1, one_minus_beta_2, epsilon, indptr, indices, values, threads,
+                losses, correct):
     """len(alphas) Adam steps of a chain of Dense layers, as the layer-by-layer path takes them.
 
     x (N, I) float and y (N,) int64: the training set; order (N,) int64: the
@@ -117,8 +129,8 @@ def train_steps(x, y, order, first_step, batch_size, shapes, relu, w, m, v, alph
     after it (the last layer gives logits). w, m, v (P,): parameters and Adam
     moments, flat in Keras's order (see param_views), updated in place.
     alphas (S,): Adam's alpha for each of the S steps; the other Adam scalars
-    as in adam_update. skip_zeros and threads are speed hints that never
-    change a result. Writes each step's mean loss into losses (S,) and its
+    as in adam_update. indptr, indices, values (x's nonzero_rows, or empty
+    arrays) and threads are speed hints that never change a result. Writes each step's mean loss into losses (S,) and its
     number of correct argmax predictions into correct (S,), both measured
     before the step's update.
     """
