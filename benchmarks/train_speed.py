@@ -9,10 +9,11 @@ median epoch after the first (steady state) and the first epoch on its own
 (compilation, numba's and XLA's, lands there). Ratios are taken within this
 one run, so a busy machine skews them less than absolute seconds.
 nn-numba skips the first layer's zero inputs (about 81% of MNIST's pixels,
-exact zeros, so the result is that of the dense sums); nn-numba-dense is the
-same code visiting every input, the speed on dense data; nn-numba-2t is
-nn-numba with NN_NUM_THREADS=2 (Adam split over both cores). Effective GFLOP/s
-always counts the dense FLOP, so nn-numba's includes the skipped ones.
+exact zeros, so the result is that of the dense sums) and uses every core;
+nn-numba-dense visits every input through BLAS (NN_SKIP_ZEROS=0), the speed on
+dense data; nn-numba-1t is nn-numba on one thread (NN_NUM_THREADS=1).
+Effective GFLOP/s always counts the dense FLOP, so nn-numba's includes the
+skipped ones.
 """
 
 import argparse
@@ -24,7 +25,7 @@ import sys
 
 from _common import flops_per_example, load_mnist, matmul_gflops, table, write_json
 
-FRAMEWORKS = "nn-numba,nn-numba-dense,nn-numba-2t,nn-numpy,keras,torch,jax,jax-step"
+FRAMEWORKS = "nn-numba,nn-numba-dense,nn-numba-1t,nn-numpy,keras,torch,jax,jax-step"
 BATCH_SIZES = "32,128,1024"
 EPOCHS = 4
 SEED = 0
@@ -49,7 +50,7 @@ def summarise(row, examples, peak):
     row["first_epoch_seconds"] = seconds[0]
     row["gflops"] = sum(flops_per_example()) * examples / row["epoch_seconds_median"] / 1e9
     row["fraction_of_matmul"] = row["gflops"] / peak
-    row["zero_skipping"] = row["framework"] in ("nn-numba", "nn-numba-2t")
+    row["zero_skipping"] = row["framework"] in ("nn-numba", "nn-numba-1t")
     return row
 
 

@@ -112,3 +112,21 @@ def test_callbacks_see_every_batch_with_the_layer_paths_logs(backend):
     else:
         for (_, a), (_, b) in zip(seen[True], seen[False]):
             assert a == pytest.approx(b, rel=1e-12)
+
+
+def test_zero_skipping_is_chosen_by_density_and_bad_settings_are_refused(monkeypatch):
+    from nn import InputError
+    from nn.kernels import config
+
+    sparse = np.zeros((10, 30))
+    sparse[:, :9] = 1.0  # 30% nonzero: at most a third, so the compressed rows pay
+    dense = np.ones((10, 30))
+    monkeypatch.setattr(config, "SKIP_ZEROS", "auto")
+    assert config.skip_zeros(sparse) and not config.skip_zeros(dense)
+    monkeypatch.setattr(config, "SKIP_ZEROS", "0")
+    assert not config.skip_zeros(sparse)
+    monkeypatch.setattr(config, "SKIP_ZEROS", "1")
+    assert config.skip_zeros(dense)
+    monkeypatch.setattr(config, "SKIP_ZEROS", True)  # a bool, not "1": refused, not guessed
+    with pytest.raises(InputError, match="NN_SKIP_ZEROS"):
+        config.skip_zeros(dense)

@@ -11,6 +11,8 @@ import os
 
 import numpy as np
 
+from nn.errors import InputError
+
 #: Cache compiled machine code next to the source (__pycache__/*.nbi, *.nbc).
 CACHE = os.environ.get("NN_NUMBA_CACHE", "1") != "0"
 
@@ -64,7 +66,9 @@ SKIP_ZEROS_DENSITY = 1 / 3
 
 def skip_zeros(x):
     """Whether the fused trainer takes the compressed-row path for training inputs x."""
-    if SKIP_ZEROS in ("0", "1"):
+    if SKIP_ZEROS not in ("0", "1", "auto"):
+        raise InputError(f"NN_SKIP_ZEROS must be 0, 1 or auto; got {SKIP_ZEROS!r}")
+    if SKIP_ZEROS != "auto":
         return SKIP_ZEROS == "1"
     return np.count_nonzero(x) <= SKIP_ZEROS_DENSITY * x.size
 

@@ -212,10 +212,13 @@ def train_steps(x, y, order, first_step, batch_size, shapes, relu, w, m, v, alph
     pieces = max(1, min(threads, MAX_THREADS))
     sparse = indptr.shape[0] > 0
     counts = np.empty(batch_size, np.int64)
-    batch_cols = np.empty((batch_size if sparse else 0, n_in), np.int64)
-    batch_vals = np.empty((batch_size if sparse else 0, n_in), x.dtype)
+    longest = 0  # the most nonzero inputs of any row: sizes the scratch (MNIST: ~300 of 784)
+    for r in range(indptr.shape[0] - 1):
+        longest = max(longest, indptr[r + 1] - indptr[r])
+    batch_cols = np.empty((batch_size if sparse else 0, longest), np.int64)
+    batch_vals = np.empty((batch_size if sparse else 0, longest), x.dtype)
     starts = np.empty((pieces, n_in + 1), np.int64)
-    scratch = batch_size * n_in if sparse else 0
+    scratch = batch_size * longest
     cols, vals = np.empty((pieces, scratch), np.int64), np.empty((pieces, scratch), x.dtype)
     xb = np.empty(0 if sparse else batch_size * x.shape[1], x.dtype)
     for s in range(alphas.shape[0]):
