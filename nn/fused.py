@@ -105,25 +105,26 @@ class FusedTrainer:
         flats = self._pack()
         _, c1, c2, eps = opt.coefficients(1, dtype)  # only alpha depends on the step
         loss_sum, correct_sum, seen, logs = 0.0, 0, 0, {}
-        for first in range(0, steps, chunk):
-            count = min(chunk, steps - first)
-            losses, correct = np.empty(count, dtype), np.empty(count, np.int64)
-            alphas = opt.alphas(opt.iterations + 1, count, dtype)
-            with _threads(model.backend, self.threads, len(self.rows[0]) > 0):
+        # Thread counts are set once per epoch: changing them wakes thread pools.
+        with _threads(model.backend, self.threads, len(self.rows[0]) > 0):
+            for first in range(0, steps, chunk):
+                count = min(chunk, steps - first)
+                losses, correct = np.empty(count, dtype), np.empty(count, np.int64)
+                alphas = opt.alphas(opt.iterations + 1, count, dtype)
                 model.backend.train_steps(x, y, order, first, batch_size, self.shapes, self.relu,
                                           *flats, alphas, c1, c2, eps, *self.rows, self.threads,
                                           losses, correct)
-            opt.state = opt.state._replace(count=opt.iterations + count)
-            self._unpack(flats)
-            for s in range(count):  # the layer path's running means, step by step
-                size = min(batch_size, len(order) - (first + s) * batch_size)
-                loss_sum += float(losses[s]) * size
-                correct_sum += int(correct[s])
-                seen += size
-                logs = {"loss": loss_sum / seen}
-                if model.metrics:
-                    logs["accuracy"] = correct_sum / seen
-                for hook in hooks:
-                    hook.on_train_batch_end(first + s, logs)
+                opt.state = opt.state._replace(count=opt.iterations + count)
+                self._unpack(flats)
+                for s in range(count):  # the layer path's running means, step by step
+                    size = min(batch_size, len(order) - (first + s) * batch_size)
+                    loss_sum += float(losses[s]) * size
+                    correct_sum += int(correct[s])
+                    seen += size
+                    logs = {"loss": loss_sum / seen}
+                    if model.metrics:
+                        logs["accuracy"] = correct_sum / seen
+                    for hook in hooks:
+                        hook.on_train_batch_end(first + s, logs)
         return logs
 

@@ -3,7 +3,7 @@
 NN_NUMBA_CACHE=0 turns off the on-disk cache of compiled code (default on, so a
 new process skips compilation); NN_NUM_THREADS sets the threads of the fused
 steps (default: every core); NN_BLAS_THREADS those of the BLAS behind numba's
-np.dot outside training (default 1); NN_SKIP_ZEROS=0|1|auto decides whether
+np.dot outside training (default: every core); NN_SKIP_ZEROS=0|1|auto decides whether
 the fused trainer skips zero inputs. Flags are read once, at import.
 """
 
@@ -46,11 +46,12 @@ NUM_THREADS = max(1, int(os.environ.get("NN_NUM_THREADS", "0") or 0) or _cores()
 
 
 #: Threads of the BLAS that numba's np.dot calls (SciPy's bundled OpenBLAS,
-#: separate from NumPy's) outside training: NN_BLAS_THREADS, default 1.
-#: Training sets it per path: NUM_THREADS for large batches, whose products
-#: need every core, and 1 on the compressed-row path, where BLAS sees only the
-#: small products of the later layers. NumPy's own BLAS is untouched.
-BLAS_THREADS = max(1, int(os.environ.get("NN_BLAS_THREADS", "1") or 1))
+#: separate from NumPy's) outside training, i.e. in predict and evaluate:
+#: NN_BLAS_THREADS, default every core, as NumPy's own BLAS. Training sets it
+#: per path (nn.fused): 1 on the compressed-row path, whose BLAS products are
+#: small and whose numba threads have the cores, and every core on the BLAS
+#: path, whose numba threads then stay idle.
+BLAS_THREADS = max(1, int(os.environ.get("NN_BLAS_THREADS", "0") or 0) or _cores())
 
 #: Skip the first layer's zero inputs: NN_SKIP_ZEROS=1 always, 0 never, auto
 #: (default) when at most SKIP_ZEROS_DENSITY of the training inputs are
