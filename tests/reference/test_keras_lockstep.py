@@ -45,7 +45,8 @@ def test_float32_trajectories_stay_within_accumulated_rounding(twin, train_split
 
 
 @pytest.mark.slow
-def test_float64_stays_within_1e_10_of_keras_for_a_full_epoch(twin, train_split,
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_float64_stays_within_1e_10_of_keras_for_a_full_epoch(backend, twin, train_split,
                                                               record_property):
     # The promise, held at every one of 1,500 steps: float64 rounding
     # (u = 1.1e-16) accumulated over a chain of ~1,021 terms per gradient is
@@ -56,7 +57,7 @@ def test_float64_stays_within_1e_10_of_keras_for_a_full_epoch(twin, train_split,
 
     images, labels = train_split
     x = scale_images(images, "float64")
-    model = seed_model(0, "float64", backend="numpy")
+    model = seed_model(0, "float64", backend=backend)
     order = model.shuffle_rng.permutation(len(x))  # the permutation nn's fit would draw
     lockstep = Lockstep(model, state_every=100)
     nn_logs, keras_logs = lockstep.epoch(x, labels, order)
