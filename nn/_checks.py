@@ -88,11 +88,31 @@ def fraction(value, name):
 
 
 def float_dtype(value, name="dtype"):
-    """value as np.float32 or np.float64."""
+    """value as np.float32 or np.float64 ("float32", np.float64, ...; not None)."""
     try:
-        dt = np.dtype(value)
-    except TypeError:
+        dt = None if value is None else np.dtype(value)
+    except TypeError:  # an unknown name: "nonsense", "Float32", "float32 "
         dt = None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+    # dt is tested for None explicitly: np.dtype(None) is float64, and NumPy
+    # compares None == np.dtype("float64") as True.
+    if dt is None or dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise InputError(f"{name} must be 'float32' or 'float64'; got {value!r}")
     return dt
+
+
+def shape(value, name):
+    """value as a tuple of positive ints, the shape of one example: (784,), (28, 28)."""
+    if not isinstance(value, (tuple, list)) or not value or not all(
+            isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1 for d in value):
+        raise InputError(f"{name} must be a tuple of positive integers such as (784,) or "
+                         f"(28, 28); got {value!r}")
+    return tuple(int(d) for d in value)
+
+
+def seed(value, name="seed"):
+    """value as None or a non-negative int, as np.random.SeedSequence takes."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise InputError(f"{name} must be None or a non-negative integer; got {value!r}")
+    return int(value)

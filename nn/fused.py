@@ -82,9 +82,8 @@ class FusedTrainer:
         """Parameters, first moments and second moments, each a list in Keras's order."""
         model, opt = self.model, self.model.optimizer
         params = [lyr.params[k] for lyr, k in model.parameter_refs()]
-        if opt.state is None:
-            opt.build(params)
-        return params, opt.state.m, opt.state.v
+        state = opt.state_for(params)
+        return params, state.m, state.v
 
     def _pack(self):
         """Flat copies (P,) of the weights and Adam's moments, in Keras's order."""
@@ -101,6 +100,7 @@ class FusedTrainer:
         model, opt, dtype = self.model, self.model.optimizer, self.model.dtype
         x = _flat(x)
         y, order = y.astype(np.int64, copy=False), order.astype(np.int64, copy=False)
+        batch_size = min(batch_size, len(order))  # the same batches; scratch sized by the data
         steps, chunk = math.ceil(len(order) / batch_size), max(1, CHUNK_EXAMPLES // batch_size)
         flats = self._pack()
         _, c1, c2, eps = opt.coefficients(1, dtype)  # only alpha depends on the step

@@ -1,6 +1,7 @@
 """Sequential: a stack of layers with Keras's compile / fit / evaluate / predict."""
 
 import math
+import weakref
 
 import numpy as np
 
@@ -11,6 +12,26 @@ from nn.fused import FusedTrainer
 from nn.layers import Dense, Layer, Softmax
 from nn.losses import SparseCategoricalCrossentropy
 from nn.optimizers import Adam
+
+
+def _claim(layers, model):
+    """Make `model` (or None) the owner of `layers`; a layer belongs to one model.
+
+    Building a layer for a second model would replace the first model's
+    trained weights, so layers cannot be shared (Keras would share the weights
+    themselves; nn does not).
+    """
+    if model is not None:
+        if len({id(layer) for layer in layers}) != len(layers):
+            raise ModelError("the same layer object appears twice in layers; give each "
+                             "position its own layer")
+        for layer in layers:
+            owner = layer._model() if getattr(layer, "_model", None) else None
+            if owner is not None:
+                raise ModelError(f"layer {layer.name!r} already belongs to model "
+                                 f"{owner.name!r}; create new layers for a new model")
+    for layer in layers:
+        layer._model = None if model is None else weakref.ref(model)
 
 
 def _unique_names(layers):
@@ -39,13 +60,23 @@ class Sequential:
 
     def __init__(self, layers, *, input_shape=None, dtype="float32", seed=None, backend=None,
                  name="sequential"):
+        if not (isinstance(layers, (list, tuple)) and layers
+                and all(isinstance(layer, Layer) for layer in layers)):
+            raise InputError(f"layers must be a non-empty list of nn.layers.Layer instances; "
+                             f"got {layers!r}")
         self.layers = list(layers)
-        if not self.layers or not all(isinstance(layer, Layer) for layer in self.layers):
-            raise InputError("layers must be a non-empty list of nn.layers.Layer instances")
+        _claim(self.layers, self)
+        try:
+            self._setup(input_shape, dtype, seed, backend, name)
+        except BaseException:
+            _claim(self.layers, None)  # a model that failed to exist owns nothing
+            raise
+
+    def _setup(self, input_shape, dtype, seed, backend, name):
         _unique_names(self.layers)
         self.name = name
         self.dtype = _checks.float_dtype(dtype)
-        self.seed = seed
+        self.seed = _checks.seed(seed)
         self.backend = kernels.get_backend(backend)
         self.backend_name = self.backend.NAME
         self.fused = True  # fit runs chunks of steps in one backend call when it can (nn.fused)
@@ -57,16 +88,24 @@ class Sequential:
         self.built = False
         self.input_shape = None
         self.stop_training = False
-        input_shape = input_shape or self.layers[0].input_shape
+        if input_shape is None:
+            input_shape = self.layers[0].input_shape
         if input_shape is not None:
             self.build(input_shape)
 
     # ----------------------------------------------------------------- set-up
     def build(self, input_shape):
-        """Create every layer's parameters for examples shaped `input_shape`."""
-        shape = tuple(int(d) for d in input_shape)
-        if not shape or min(shape) < 1:
-            raise InputError(f"input_shape must be a tuple of positive sizes; got {input_shape!r}")
+        """Create every layer's parameters for examples shaped `input_shape`.
+
+        Once built, building again for the same shape does nothing, and for
+        another shape is refused: it would throw away the trained weights.
+        """
+        shape = _checks.shape(input_shape, "input_shape")
+        if self.built:
+            if shape != self.input_shape:
+                raise ModelError(f"the model is already built for examples shaped "
+                                 f"{self.input_shape}, not {shape}; make a new model")
+            return
         self.input_shape = shape
         needs_grad = False  # nothing before the first layer with parameters
         for layer in self.layers:
@@ -91,10 +130,11 @@ class Sequential:
             raise InputError(
                 f"loss must be 'sparse_categorical_crossentropy' or an instance of it; got {loss!r}"
             )
-        metrics = list(metrics or [])
-        if any(m != "accuracy" for m in metrics):
+        metrics = [metrics] if isinstance(metrics, str) else metrics
+        if not isinstance(metrics, (list, tuple, type(None))) or any(
+                m != "accuracy" for m in metrics or []):
             raise InputError(f"metrics may only contain 'accuracy'; got {metrics!r}")
-        self.optimizer, self.loss, self.metrics = optimizer, loss, metrics
+        self.optimizer, self.loss, self.metrics = optimizer, loss, list(metrics or [])
         self.loss.backend = self.backend
         self._train_layers = None
 
@@ -152,20 +192,26 @@ class Sequential:
         return float(loss), correct
 
     def train_on_batch(self, x, y):
-        """One Adam step on (x, y); returns [loss, accuracy] of the batch before the step."""
-        x, y = self._clean(x, y, build=True)
-        self._require(compiled=True)
-        loss, correct = self._step(x, y)
-        return [loss, correct / len(y)]
+        """One Adam step on (x, y); returns [loss, accuracy] of the batch before the step.
 
-    def _clean(self, x, y=None, build=False):
-        """Checked copies of x (model dtype) and y (int64 labels)."""
+        Without metrics, the loss alone, as Keras.
+        """
+        if self.loss is None:
+            raise ModelError("the model is not compiled: call model.compile(...) first")
+        x, y = self._clean(x, y, build=True)
+        loss, correct = self._step(x, y)
+        return [loss, correct / len(y)] if self.metrics else loss
+
+    def _clean(self, x, y=None, build=False, labels=True):
+        """Checked copies of x (model dtype) and, if `labels`, y (int64 labels)."""
+        if labels and y is None:
+            raise InputError("y is required: the labels, a vector of class indices shaped (N,)")
         if build and not self.built:
             arr = _checks.as_features(x, "x", self.dtype)
             self.build(arr.shape[1:])
         self._require()
         x = _checks.as_features(x, "x", self.dtype, self.input_shape)
-        if y is None:
+        if not labels:
             return x
         return x, _checks.as_labels(y, "y", self.num_classes, n=len(x))
 
@@ -190,9 +236,11 @@ class Sequential:
         (x, y), val = self._split(x, y, validation_split, validation_data)
         steps = math.ceil(len(x) / batch_size)
         history = History()
+        if not isinstance(callbacks, (list, tuple, type(None))) or not all(
+                isinstance(c, Callback) for c in callbacks or []):
+            raise InputError(f"callbacks must be a list of nn.callbacks.Callback instances; "
+                             f"got {callbacks!r}")
         hooks = [history] + list(callbacks or []) + ([ProgressBar(epochs, steps)] if verbose else [])
-        if not all(isinstance(h, Callback) for h in hooks):
-            raise InputError("callbacks must be nn.callbacks.Callback instances")
         for hook in hooks:
             hook.model = self
             hook.on_train_begin()
@@ -207,8 +255,10 @@ class Sequential:
             else:
                 logs = self._fit_epoch(x, y, order, batch_size, hooks)
             if val is not None:
-                val_loss, val_acc = self.evaluate(*val, batch_size=batch_size)
-                logs.update(val_loss=val_loss, val_accuracy=val_acc)
+                val_loss, val_acc = self._evaluate(*val, batch_size)
+                logs["val_loss"] = val_loss
+                if self.metrics:
+                    logs["val_accuracy"] = val_acc
             for hook in hooks:
                 hook.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -251,25 +301,32 @@ class Sequential:
 
     # ------------------------------------------------------- evaluate/predict
     def evaluate(self, x, y, batch_size=32, verbose=0):
-        """[loss, accuracy] over (x, y): means of per-batch values weighted by batch size."""
+        """[loss, accuracy] over (x, y): means of per-batch values weighted by batch size.
+
+        Without metrics, the loss alone, as Keras.
+        """
         self._require(compiled=True)
         batch_size = _checks.positive_int(batch_size, "batch_size")
-        x, y = self._clean(x, y)
+        loss, accuracy = self._evaluate(*self._clean(x, y), batch_size)
+        if verbose:
+            print(f"loss: {loss:.4f} - accuracy: {accuracy:.4f}" if self.metrics else
+                  f"loss: {loss:.4f}")
+        return [loss, accuracy] if self.metrics else loss
+
+    def _evaluate(self, x, y, batch_size):
+        """(loss, accuracy) over checked arrays."""
         loss_sum, correct = 0.0, 0
         for start in range(0, len(x), batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
             loss_sum += float(self.loss.forward(self._logits(xb, training=False), yb)) * len(xb)
             correct += int(np.count_nonzero(self.loss.probs.argmax(axis=1) == yb))
-        result = [loss_sum / len(x), correct / len(x)]
-        if verbose:
-            print(f"loss: {result[0]:.4f} - accuracy: {result[1]:.4f}")
-        return result if self.metrics else result[:1]
+        return loss_sum / len(x), correct / len(x)
 
     def predict(self, x, batch_size=32):
         """Model outputs (probabilities for a softmax model), (N, *output_shape)."""
         self._require()
         batch_size = _checks.positive_int(batch_size, "batch_size")
-        x = self._clean(x)
+        x = self._clean(x, labels=False)
         out = np.empty((len(x),) + self.output_shape, self.dtype)
         for start in range(0, len(x), batch_size):
             h = x[start:start + batch_size]
@@ -292,15 +349,23 @@ class Sequential:
         """Copy arrays in Keras's order into the parameters (shapes must match)."""
         self._require()
         refs = self.parameter_refs()
-        weights = list(weights)
+        if not isinstance(weights, (list, tuple)):
+            raise InputError(f"weights must be a list of arrays (as get_weights returns); "
+                             f"got {type(weights).__name__}")
         if len(weights) != len(refs):
             raise InputError(f"weights has {len(weights)} arrays; this model has {len(refs)}")
         clean = []
         for (layer, key), w in zip(refs, weights):
-            w = np.asarray(w)
+            name = f"weights for {layer.name}.{key}"
+            w = _checks._as_array(w, name)
             if w.shape != layer.params[key].shape or w.dtype.kind != "f":
-                raise InputError(f"weights for {layer.name}.{key} must be a float array shaped "
+                raise InputError(f"{name} must be a float array shaped "
                                  f"{layer.params[key].shape}; got {w.dtype} {w.shape}")
+            with np.errstate(over="ignore"):  # overflow to inf is reported just below
+                w = w.astype(self.dtype)
+            if not np.isfinite(w).all():
+                raise InputError(f"{name} contain NaN or infinite values (after conversion to "
+                                 f"{self.dtype.name}); a model with them predicts only NaN")
             clean.append(w)
         for (layer, key), w in zip(refs, clean):
             layer.params[key][...] = w

@@ -1,12 +1,13 @@
 """Adam, exactly as Keras 3 computes it."""
 
 import numbers
+import weakref
 from typing import NamedTuple
 
 import numpy as np
 
 from nn import kernels
-from nn.errors import InputError
+from nn.errors import InputError, ModelError
 
 
 class AdamState(NamedTuple):
@@ -51,19 +52,46 @@ class Adam:
             ("learning_rate", learning_rate, 0.0, np.inf),
             ("beta_1", beta_1, 0.0, 1.0),
             ("beta_2", beta_2, 0.0, 1.0),
-            ("epsilon", epsilon, 0.0, np.inf),
         ):
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not lo <= value < hi:
                 raise InputError(f"Adam {name} must be a number in [{lo}, {hi}); got {value!r}")
+        # eps > 0: a parameter whose gradient stays 0 (an always-blank pixel's
+        # weights) has m = v = 0, and its update m / (sqrt(v) + eps) is 0 / 0.
+        if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real) or not 0 < epsilon < np.inf:
+            raise InputError(f"Adam epsilon must be a positive number; got {epsilon!r}")
         self.learning_rate = float(learning_rate)
         self.beta_1 = float(beta_1)
         self.beta_2 = float(beta_2)
         self.epsilon = float(epsilon)
         self.state = None
+        self._owner = None  # weak references to the parameters `build` saw
 
     def build(self, params):
         """Zero moments for a list of parameter arrays; count starts at 0."""
         self.state = AdamState(0, [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params])
+        self._owner = [weakref.ref(p) for p in params]
+
+    def state_for(self, params):
+        """The state for updating `params`: built on first use, else checked to be theirs.
+
+        One Adam holds the moments of one model's parameters, as in Keras: a
+        second model compiled with the same instance would inherit (or, with
+        other shapes, overrun) the first one's moments, so it is refused.
+        """
+        if self.state is None:
+            self.build(params)
+        owner = self._owner
+        if owner is not None and (len(owner) != len(params)
+                                  or any(ref() is not p for ref, p in zip(owner, params))):
+            raise ModelError("this Adam already holds the moments of another model's parameters; "
+                             "compile each model with its own Adam()")
+        state = self.state
+        if not (len(state.m) == len(state.v) == len(params) and all(
+                p.shape == m.shape == v.shape and p.dtype == m.dtype == v.dtype
+                for p, m, v in zip(params, state.m, state.v))):
+            raise ModelError("Adam's moments do not match the parameters they would update "
+                             "(in number, shape or dtype); compile with a new Adam()")
+        return state
 
     @property
     def iterations(self):
@@ -93,12 +121,11 @@ class Adam:
 
     def apply(self, params, grads, backend=None):
         """One step: update every array in `params` in place from `grads`."""
-        if self.state is None:
-            self.build(params)
+        state = self.state_for(params)
         backend = backend or kernels.get_backend("numpy")
-        t = self.state.count + 1
+        t = state.count + 1
         coeffs = {}
-        for w, g, m, v in zip(params, grads, self.state.m, self.state.v):
+        for w, g, m, v in zip(params, grads, state.m, state.v):
             if w.dtype not in coeffs:
                 coeffs[w.dtype] = self.coefficients(t, w.dtype)
             backend.adam_update(w, g, m, v, *coeffs[w.dtype])

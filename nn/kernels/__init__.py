@@ -63,7 +63,7 @@ def get_backend(name=None):
     scripts written for numba still run (slower) on a machine without it.
     """
     name = default_backend() if name is None else name
-    if name not in _MODULES:
+    if not isinstance(name, str) or name not in _MODULES:
         raise InputError(f"backend must be one of {', '.join(BACKENDS)}; got {name!r}")
     if not _loads(name):
         warnings.warn(f"the {name} backend cannot load ({_MISSING[name]}); using numpy instead. "

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from nn import kernels
+from nn import _checks, kernels
+from nn.errors import InputError
 
 
 class Layer:
@@ -13,8 +14,10 @@ class Layer:
     """
 
     def __init__(self, name=None, input_shape=None):
+        if name is not None and not (isinstance(name, str) and name):
+            raise InputError(f"name must be a non-empty string; got {name!r}")
         self.name = name or type(self).__name__.lower()
-        self.input_shape = None if input_shape is None else tuple(input_shape)
+        self.input_shape = None if input_shape is None else _checks.shape(input_shape, "input_shape")
         self.params = {}
         self.grads = {}
         self.built = False

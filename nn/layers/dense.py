@@ -28,7 +28,7 @@ class Dense(Layer):
     def __init__(self, units, activation=None, name=None, input_shape=None):
         super().__init__(name=name, input_shape=input_shape)
         self.units = positive_int(units, "units")
-        if activation not in _ACTIVATIONS:
+        if not isinstance(activation, (str, type(None))) or activation not in _ACTIVATIONS:
             raise InputError(
                 f"activation must be None, 'linear', 'relu' or 'softmax'; got {activation!r}"
             )
