@@ -1,0 +1,169 @@
+"""Bad files, paths and settings: one clear error naming what was wrong, nothing left behind."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from nn import Dense, Flatten, InputError, ModelError, Sequential, load_model, save_model
+from nn.saving import model_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def nn_cli(*args, env=None, cwd=ROOT):
+    """Run `python -m nn ARGS` as tests/test_cli.py does; returns the CompletedProcess."""
+    full_env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "nn", *args], capture_output=True, text=True,
+                          cwd=cwd, env=full_env, timeout=600)
+
+
+def one_line_error(result, fragment):
+    """The command failed with exit 2 and one stderr line holding `fragment`."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(lines) == 1 and fragment in lines[0], result.stderr
+
+
+def small_model(compiled=True):
+    model = Sequential([Flatten(input_shape=(2, 2)), Dense(3, activation="relu")], seed=0,
+                       backend="numpy")
+    if compiled:
+        model.compile()
+    return model
+
+
+# ---------------------------------------------------------------- load_model
+
+
+def write_model_file(path, config, **replace):
+    """An .npz laid out as save_model writes it, with `config` and any arrays replaced."""
+    model = small_model()
+    arrays = {f"weights/{i}/{layer.name}/{key}": layer.params[key]
+              for i, layer in enumerate(model.layers) for key in layer.params}
+    arrays.update(replace)
+    np.savez(path, config=np.array(json.dumps(config)), **arrays)
+    return path
+
+
+def without(config, key):
+    return {k: v for k, v in config.items() if k != key}
+
+
+GOOD = model_config(small_model())
+BAD_CONFIGS = {
+    "not-an-object": ([1, 2], "config must be a JSON object"),
+    "no-layers": (without(GOOD, "layers"), "config lacks 'layers'"),
+    "no-input-shape": (without(GOOD, "input_shape"), "config lacks 'input_shape'"),
+    "layers-5": (dict(GOOD, layers=5), "config['layers'] must be a list; got 5"),
+    "layer-not-object": (dict(GOOD, layers=["dense"]), "layer 0 must be a JSON object"),
+    "layer-kwarg": (dict(GOOD, layers=[GOOD["layers"][0], {"class": "Dense", "config": {
+        "units": 3, "activation": "relu", "name": "dense", "kernel_size": 2}}]),
+        "layer 1 (Dense) do not fit Dense (got an unexpected keyword argument 'kernel_size')"),
+    "layer-value": (dict(GOOD, layers=[GOOD["layers"][0], {"class": "Dense", "config": {
+        "units": -3}}]), "units must be a positive integer"),
+    "adam-kwarg": (dict(GOOD, compile=dict(GOOD["compile"], optimizer={"lr": 0.1})),
+                   "the optimizer do not fit Adam (got an unexpected keyword argument 'lr')"),
+    "loss-kwarg": (dict(GOOD, compile=dict(GOOD["compile"], loss={"reduction": "sum"})),
+                   "the loss do not fit SparseCategoricalCrossentropy"),
+    "dtype": (dict(GOOD, dtype="nonsense"), "dtype must be 'float32' or 'float64'; got 'nonsense'"),
+    "input-shape": (dict(GOOD, input_shape=[2, "x"]), "input_shape must be a list of positive"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_CONFIGS, ids=list(BAD_CONFIGS))
+def test_load_model_refuses_a_bad_config_naming_the_file(case, tmp_path):
+    config, message = BAD_CONFIGS[case]
+    path = write_model_file(tmp_path / "model.npz", config)
+    with pytest.raises(ModelError) as info:
+        load_model(path)
+    assert str(path) in str(info.value) and message in str(info.value)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf], ids=["nan", "inf"])
+def test_load_model_refuses_non_finite_weights(value, tmp_path):
+    kernel = np.ones((4, 3), np.float32)
+    kernel[1, 2] = value
+    path = write_model_file(tmp_path / "model.npz", GOOD, **{"weights/1/dense/kernel": kernel})
+    with pytest.raises(ModelError, match="NaN or infinite.*weights/1/dense/kernel") as info:
+        load_model(path)
+    assert str(path) in str(info.value)
+
+
+def test_load_model_reads_what_the_test_files_are_made_from(tmp_path):
+    # The helper above must write a loadable file, or every refusal above proves nothing.
+    model = load_model(write_model_file(tmp_path / "model.npz", GOOD))
+    assert [w.shape for w in model.get_weights()] == [(4, 3), (3,)]
+
+
+def test_load_model_refuses_files_that_are_not_npz_archives(tmp_path):
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    npy = tmp_path / "array.npz"
+    with open(npy, "wb") as f:
+        np.save(f, np.arange(3))  # an .npy under an .npz name
+    with pytest.raises(ModelError, match="is not an nn model file") as info:
+        load_model(empty)
+    assert str(empty) in str(info.value)
+    with pytest.raises(ModelError, match="holds a single .npy array") as info:
+        load_model(npy)
+    assert str(npy) in str(info.value)
+
+
+def test_load_model_refuses_a_path_that_is_not_a_file(tmp_path):
+    with pytest.raises(InputError, match="path must be a file path.*got None"):
+        load_model(None)
+    with pytest.raises(InputError, match=f"model file {tmp_path} is a directory"):
+        load_model(tmp_path)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_bytes(b""), "is not an nn model file"),
+    (lambda p: np.save(open(p, "wb"), np.arange(3)), "holds a single .npy array"),
+    (lambda p: write_model_file(p, [1, 2]), "config must be a JSON object"),
+], ids=["empty", "npy", "config-list"])
+def test_evaluate_reports_a_bad_model_file_in_one_line(make, message, tmp_path):
+    path = tmp_path / "model.npz"
+    make(path)
+    one_line_error(nn_cli("evaluate", str(path)), message)
+
+
+def test_evaluate_says_a_directory_is_a_directory(tmp_path):
+    one_line_error(nn_cli("evaluate", str(tmp_path)), "is a directory")
+
+
+# ---------------------------------------------------------------- save_model
+
+
+def test_save_model_refuses_what_is_not_a_model(tmp_path):
+    with pytest.raises(InputError, match="model must be an nn.Sequential; got dict"):
+        save_model({"layers": []}, tmp_path / "model.npz")
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_model_refuses_a_missing_folder(tmp_path):
+    with pytest.raises(InputError, match=f"folder {tmp_path / 'missing'} does not exist"):
+        save_model(small_model(), tmp_path / "missing" / "model.npz")
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_model_refuses_a_directory_and_leaves_nothing(tmp_path):
+    target = tmp_path / "model.npz"
+    target.mkdir()
+    with pytest.raises(InputError, match="is a directory; give a file name"):
+        save_model(small_model(), target)
+    assert sorted(os.listdir(tmp_path)) == ["model.npz"] and os.listdir(target) == []
+
+
+def test_save_model_removes_its_temporary_file_when_writing_fails(tmp_path, monkeypatch):
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", disk_full)
+    with pytest.raises(InputError, match="cannot write the model to .*No space left on device"):
+        save_model(small_model(), tmp_path / "model.npz")
+    assert os.listdir(tmp_path) == []
