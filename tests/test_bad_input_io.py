@@ -167,3 +167,54 @@ def test_save_model_removes_its_temporary_file_when_writing_fails(tmp_path, monk
     with pytest.raises(InputError, match="cannot write the model to .*No space left on device"):
         save_model(small_model(), tmp_path / "model.npz")
     assert os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------- environment settings
+
+PROBE = """
+import numpy as np
+import nn
+from nn.recipe import seed_model
+try:
+    seed_model(seed=0, backend="numba").fit(np.zeros((4, 28, 28), np.float32), np.zeros(4, int),
+                                            epochs=1, verbose=0)
+    print("accepted")
+except nn.InputError as exc:
+    print("InputError:", exc)
+"""
+
+BAD_SETTINGS = {
+    "threads-word": ({"NN_NUM_THREADS": "abc"}, "NN_NUM_THREADS must be a positive integer"),
+    "threads-fraction": ({"NN_NUM_THREADS": "1.5"}, "NN_NUM_THREADS must be a positive integer"),
+    "threads-negative": ({"NN_NUM_THREADS": "-4"}, "NN_NUM_THREADS must be a positive integer"),
+    "blas-threads": ({"NN_BLAS_THREADS": "x"}, "NN_BLAS_THREADS must be a positive integer"),
+    "cache-no": ({"NN_NUMBA_CACHE": "no"}, "NN_NUMBA_CACHE must be 0 (cache off) or 1 (cache on)"),
+    "skip-zeros": ({"NN_SKIP_ZEROS": "maybe"}, "NN_SKIP_ZEROS must be 0, 1 or auto; got 'maybe'"),
+}
+
+
+def run_python(code, env):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          env=dict(os.environ, PYTHONPATH=ROOT, **env), timeout=600)
+
+
+@pytest.mark.parametrize("case", BAD_SETTINGS, ids=list(BAD_SETTINGS))
+def test_a_bad_setting_is_an_input_error_on_first_use_not_at_import(case):
+    env, message = BAD_SETTINGS[case]
+    result = run_python(PROBE, env)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert result.stdout.startswith("InputError:") and message in result.stdout, result.stdout
+
+
+def test_good_settings_are_accepted():
+    env = {"NN_NUM_THREADS": "1", "NN_BLAS_THREADS": "0", "NN_NUMBA_CACHE": "1",
+           "NN_SKIP_ZEROS": "auto"}
+    result = run_python(PROBE, env)
+    assert result.stdout.strip() == "accepted", result.stdout + result.stderr
+
+
+def test_thread_counts_are_read_as_given():
+    code = "from nn.kernels import config; print(config.NUM_THREADS, config.BLAS_THREADS, config.CACHE)"
+    result = run_python(code, {"NN_NUM_THREADS": "3", "NN_BLAS_THREADS": "2", "NN_NUMBA_CACHE": "0"})
+    assert result.stdout.split() == ["3", "2", "False"], result.stderr
+
