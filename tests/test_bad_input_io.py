@@ -218,3 +218,73 @@ def test_thread_counts_are_read_as_given():
     result = run_python(code, {"NN_NUM_THREADS": "3", "NN_BLAS_THREADS": "2", "NN_NUMBA_CACHE": "0"})
     assert result.stdout.split() == ["3", "2", "False"], result.stderr
 
+
+@pytest.mark.parametrize("command", [["data"], ["evaluate", "no/such/model.npz"],
+                                     ["gradcheck", "--examples", "1"]], ids=lambda c: c[0])
+@pytest.mark.parametrize("case", ["threads-word", "cache-no"])
+def test_every_command_reports_a_bad_setting_in_one_line(case, command):
+    env, message = BAD_SETTINGS[case]
+    one_line_error(nn_cli(*command, env=env), message)
+
+
+# ---------------------------------------------------------------- the command line
+# Each case also passes --data-dir /no/such: had the check waited until after
+# the data loaded, the error would be about the data instead.
+
+NO_DATA = ["--data-dir", "/no/such/folder"]
+
+
+def test_train_refuses_an_out_that_is_a_file_before_loading_anything(tmp_path):
+    out = tmp_path / "results"
+    out.write_text("keep me")
+    one_line_error(nn_cli("train", "--out", str(out), *NO_DATA),
+                   f"--out {out} exists and is not a directory")
+    assert out.read_text() == "keep me"
+
+
+def test_train_refuses_an_out_that_cannot_be_created(tmp_path):
+    (tmp_path / "file").write_text("")
+    one_line_error(nn_cli("train", "--out", str(tmp_path / "file" / "run"), *NO_DATA),
+                   f"cannot be created: {tmp_path / 'file'} is not a directory")
+
+
+def test_train_that_fails_before_writing_leaves_no_empty_out_folder(tmp_path):
+    out = tmp_path / "new" / "run"
+    one_line_error(nn_cli("train", "--out", str(out), *NO_DATA), "/no/such/folder")
+    assert os.listdir(tmp_path) == []
+
+
+def test_gradcheck_checks_its_json_path_before_running(tmp_path):
+    one_line_error(nn_cli("gradcheck", "--json", str(tmp_path), *NO_DATA),
+                   f"--json {tmp_path} is a directory")
+    missing = tmp_path / "missing" / "report.json"
+    one_line_error(nn_cli("gradcheck", "--json", str(missing), *NO_DATA),
+                   f"folder {tmp_path / 'missing'} does not exist")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("command", [["train", "--out", "OUT"], ["gradcheck"], ["evaluate", "MODEL"]],
+                         ids=lambda c: c[0])
+@pytest.mark.parametrize("env, message", [
+    ({"NN_BACKEND": "nonsense"}, "NN_BACKEND: backend must be one of numba, numpy; got 'nonsense'"),
+    ({"NN_SKIP_ZEROS": "maybe"}, "NN_SKIP_ZEROS must be 0, 1 or auto; got 'maybe'"),
+], ids=["backend", "skip-zeros"])
+def test_bad_settings_are_refused_before_the_data_loads(command, env, message, tmp_path):
+    model = tmp_path / "model.npz"
+    save_model(small_model(), model)
+    args = [str(tmp_path / "out") if a == "OUT" else str(model) if a == "MODEL" else a for a in command]
+    one_line_error(nn_cli(*args, *NO_DATA, env=env), message)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--seed", "-1"], "argument --seed: expected a non-negative integer, got '-1'"),
+    (["gradcheck", "--seed", "-1"], "argument --seed: expected a non-negative integer, got '-1'"),
+    (["gradcheck", "--examples", "0"], "argument --examples: expected a positive integer, got '0'"),
+    (["gradcheck", "--examples", "2.5"], "argument --examples: expected a positive integer"),
+], ids=["train-seed", "gradcheck-seed", "examples-0", "examples-fraction"])
+def test_bad_numbers_are_refused_by_the_parser(args, message, tmp_path):
+    result = nn_cli(*args, "--data-dir", "/no/such/folder", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert message in result.stderr.splitlines()[-1]  # after argparse's usage line
+    assert os.listdir(tmp_path) == []
