@@ -8,7 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from nn import Dense, Flatten, InputError, ModelError, Sequential, load_model, save_model
+from nn import (DataError, Dense, Flatten, InputError, ModelError, Sequential, gradcheck,
+                load_model, save_model)
+from nn._checks import float_dtype
+from nn.datasets import mnist
+from nn.recipe import scale_images
 from nn.saving import model_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -288,3 +292,17 @@ def test_bad_numbers_are_refused_by_the_parser(args, message, tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert message in result.stderr.splitlines()[-1]  # after argparse's usage line
     assert os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------- MNIST files
+
+
+def test_an_npy_named_mnist_npz_is_a_data_error(tmp_path):
+    path = tmp_path / "mnist.npz"
+    with open(path, "wb") as f:
+        np.save(f, np.zeros((3, 28, 28), np.uint8))
+    with pytest.raises(DataError, match=f"path={path} is unusable: .*holds a single .npy array"):
+        mnist.load_data(path=path, verbose=False)
+    with pytest.raises(DataError, match="holds a single .npy array"):  # found in a folder, too
+        mnist.load_data(path=tmp_path, verbose=False)
+
