@@ -306,3 +306,31 @@ def test_an_npy_named_mnist_npz_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="holds a single .npy array"):  # found in a folder, too
         mnist.load_data(path=tmp_path, verbose=False)
 
+
+# ---------------------------------------------------------------- scale_images
+
+try:
+    float_dtype("nonsense")
+    UNKNOWN_NAMES_REFUSED = False
+except InputError:
+    UNKNOWN_NAMES_REFUSED = True
+
+
+@pytest.mark.parametrize("dtype", [
+    "int32", "uint8", "float16", "complex64",
+    pytest.param("nonsense", marks=pytest.mark.xfail(
+        not UNKNOWN_NAMES_REFUSED, strict=True,
+        reason="needs nn._checks.float_dtype to refuse unknown names (being fixed on main)")),
+])
+def test_scale_images_accepts_only_float32_and_float64(dtype):
+    images = np.full((2, 28, 28), 200, np.uint8)
+    with pytest.raises(InputError, match=f"dtype must be 'float32' or 'float64'; got '{dtype}'"):
+        scale_images(images, dtype)
+
+
+def test_scale_images_still_scales_into_both_float_dtypes():
+    images = np.full((1, 2, 2), 51, np.uint8)
+    for dtype in ("float32", np.float64):
+        out = scale_images(images, dtype)
+        assert out.dtype == np.dtype(dtype) and out[0, 0, 0] == np.dtype(dtype).type(51 / 255.0)
+
