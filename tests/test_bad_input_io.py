@@ -334,3 +334,52 @@ def test_scale_images_still_scales_into_both_float_dtypes():
         out = scale_images(images, dtype)
         assert out.dtype == np.dtype(dtype) and out[0, 0, 0] == np.dtype(dtype).type(51 / 255.0)
 
+
+# ---------------------------------------------------------------- gradcheck
+
+
+@pytest.mark.parametrize("examples, message", [
+    (-1, "examples must be a positive integer; got -1"),
+    (0, "examples must be a positive integer; got 0"),
+    (2.5, "examples must be a positive integer; got 2.5"),
+    (60001, "examples must be at most 60000"),
+], ids=["negative", "zero", "fraction", "too-many"])
+def test_check_seed_architecture_refuses_bad_example_counts(examples, message):
+    # data_dir points nowhere: the check must come before the data is looked for.
+    with pytest.raises(InputError, match=message):
+        gradcheck.check_seed_architecture(examples=examples, data_dir="/no/such/folder")
+
+
+def test_worst_of_no_reports_is_an_input_error():
+    with pytest.raises(InputError, match="reports is empty"):
+        gradcheck.worst([])
+
+
+def built_dense():
+    layer = Dense(3, activation="relu")
+    layer.build((4,), np.random.default_rng(0), "float64")
+    return layer
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: (Dense(3), np.ones((2, 4)), np.random.default_rng(0)), ModelError,
+     "layer dense is not built"),
+    (lambda: (built_dense(), np.ones((2, 5)), np.random.default_rng(0)), InputError,
+     r"x must be shaped \(N, 4\)"),
+    (lambda: (built_dense(), np.ones(4), np.random.default_rng(0)), InputError,
+     "x must have a batch axis"),
+    (lambda: (built_dense(), np.ones((2, 4)), None), InputError,
+     "rng must be a numpy.random.Generator.*got NoneType"),
+    (lambda: ("dense", np.ones((2, 4)), np.random.default_rng(0)), InputError,
+     "layer must be an nn.layers.Layer; got str"),
+], ids=["unbuilt", "x-shape", "x-1d", "rng-none", "not-a-layer"])
+def test_check_layer_refuses_bad_arguments(make, error, message):
+    with pytest.raises(error, match=message):
+        gradcheck.check_layer(*make())
+
+
+def test_check_layer_leaves_the_callers_x_alone():
+    x = np.random.default_rng(1).standard_normal((2, 4))
+    before = x.copy()
+    reports = gradcheck.check_layer(built_dense(), x, np.random.default_rng(0))
+    assert all(r.passed for r in reports) and np.array_equal(x, before)
