@@ -107,8 +107,8 @@ def cmd_evaluate(args):
 
     _check_backend(args.backend)
     model = load_model(args.model, backend=args.backend)
-    if model.loss is None:
-        model.compile()
+    if model.loss is None or "accuracy" not in model.metrics:  # saved uncompiled, or metrics=[]
+        model.compile(loss=model.loss or "sparse_categorical_crossentropy")
     _, (x_test, y_test) = _load_scaled_mnist(args.data_dir, model.dtype)
     loss, accuracy = model.evaluate(x_test, y_test, batch_size=args.batch_size)
     print(f"Test accuracy: {accuracy:.4f} - test loss: {loss:.4f}")

@@ -383,3 +383,15 @@ def test_check_layer_leaves_the_callers_x_alone():
     before = x.copy()
     reports = gradcheck.check_layer(built_dense(), x, np.random.default_rng(0))
     assert all(r.passed for r in reports) and np.array_equal(x, before)
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("metrics", [[], None], ids=["no-metrics", "not-compiled"])
+def test_evaluate_reports_accuracy_whatever_the_model_was_compiled_with(metrics, tmp_path):
+    model = Sequential([Flatten(input_shape=(28, 28)), Dense(10, activation="softmax")], seed=0)
+    if metrics is not None:
+        model.compile(metrics=metrics)
+    save_model(model, tmp_path / "model.npz")
+    result = nn_cli("evaluate", str(tmp_path / "model.npz"))
+    assert result.returncode == 0, result.stderr
+    assert "Test accuracy:" in result.stdout
