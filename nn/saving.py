@@ -95,7 +95,11 @@ def load_model(path, backend=None):
 def _read(path):
     """(config dict, {name: array}) from the .npz at path; ModelError if it is no nn model."""
     try:
-        with open(path, "rb") as f:
+        f = open(path, "rb")
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read it ({exc.strerror or exc})") from exc
+    try:
+        with f:
             data = np.load(f, allow_pickle=False)
             if not isinstance(data, np.lib.npyio.NpzFile):
                 raise ModelError(f"{path} holds a single .npy array; it {NOT_A_MODEL}")

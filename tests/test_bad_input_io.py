@@ -140,6 +140,20 @@ def test_evaluate_says_a_directory_is_a_directory(tmp_path):
     one_line_error(nn_cli("evaluate", str(tmp_path)), "is a directory")
 
 
+def test_load_model_says_an_unreadable_file_cannot_be_read(tmp_path, monkeypatch):
+    import nn.saving
+
+    path = tmp_path / "model.npz"
+    save_model(small_model(), path)
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(nn.saving, "open", denied, raising=False)  # root ignores chmod
+    with pytest.raises(ModelError, match=f"{path}: cannot read it \\(Permission denied\\)"):
+        load_model(path)
+
+
 # ---------------------------------------------------------------- save_model
 
 
@@ -395,3 +409,4 @@ def test_evaluate_reports_accuracy_whatever_the_model_was_compiled_with(metrics,
     result = nn_cli("evaluate", str(tmp_path / "model.npz"))
     assert result.returncode == 0, result.stderr
     assert "Test accuracy:" in result.stdout
+
