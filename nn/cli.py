@@ -10,9 +10,49 @@ import time
 import numpy as np
 
 from nn import kernels
-from nn.errors import NNError
+from nn.errors import InputError, NNError
+from nn.kernels import config
 
 EPILOG = "Every command exits 0 on success, 1 when a check fails, 2 on bad input or missing data."
+OUTPUTS = ("model.npz", "history.json", "metrics.json", "curves.png")
+
+
+def _check_out(out):
+    """Refuse --out unless it is a writable folder or one that can be created (nothing is created)."""
+    for name in OUTPUTS:
+        if os.path.isdir(os.path.join(out, name)):
+            raise InputError(f"--out {out} holds a directory named {name}; nn train writes a file there")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise InputError(f"--out {out} exists and is not a directory; give a folder for the results")
+    existing = os.path.abspath(out)
+    while not os.path.exists(existing):  # the nearest existing ancestor decides
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise InputError(f"--out {out} cannot be created: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"--out {out} is not writable ({existing} does not allow it)")
+
+
+def _check_json(path):
+    """Refuse --json unless a file can be written there (checked before the long run)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise InputError(f"--json {path} is a directory; give a file name such as "
+                         f"{os.path.join(path, 'gradcheck.json')}")
+    if not os.path.isdir(folder):
+        raise InputError(f"--json {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise InputError(f"--json {path} is not writable")
+
+
+def _check_backend(name):
+    """Resolve the backend now, so a bad $NN_BACKEND is refused before the data loads."""
+    try:
+        kernels.get_backend(name)
+    except InputError as exc:
+        if name is None and os.environ.get("NN_BACKEND"):
+            raise InputError(f"NN_BACKEND: {exc}") from None
+        raise
 
 
 def _load_scaled_mnist(data_dir, dtype):
@@ -29,7 +69,8 @@ def cmd_train(args):
     from nn.recipe import seed_model
     from nn.saving import save_model
 
-    os.makedirs(args.out, exist_ok=True)
+    _check_out(args.out)  # before the run: a bad --out must not cost a whole training
+    _check_backend(args.backend)
     (x_train, y_train), (x_test, y_test) = _load_scaled_mnist(args.data_dir, args.dtype)
     model = seed_model(seed=args.seed, dtype=args.dtype, backend=args.backend)
     start = time.perf_counter()
@@ -45,6 +86,10 @@ def cmd_train(args):
         "dtype": model.dtype.name, "python": platform.python_version(),
         "numpy": np.__version__, "machine": platform.machine(),
     }
+    try:  # only now: a run that fails earlier leaves no empty folder behind
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {args.out} cannot be created ({exc.strerror or exc})") from None
     save_model(model, os.path.join(args.out, "model.npz"))
     with open(os.path.join(args.out, "history.json"), "w") as f:
         json.dump(history.history, f, indent=1)
@@ -60,9 +105,10 @@ def cmd_evaluate(args):
     """Print the test loss and accuracy of a saved model."""
     from nn.saving import load_model
 
+    _check_backend(args.backend)
     model = load_model(args.model, backend=args.backend)
-    if model.loss is None:
-        model.compile()
+    if model.loss is None or "accuracy" not in model.metrics:  # saved uncompiled, or metrics=[]
+        model.compile(loss=model.loss or "sparse_categorical_crossentropy")
     _, (x_test, y_test) = _load_scaled_mnist(args.data_dir, model.dtype)
     loss, accuracy = model.evaluate(x_test, y_test, batch_size=args.batch_size)
     print(f"Test accuracy: {accuracy:.4f} - test loss: {loss:.4f}")
@@ -73,6 +119,9 @@ def cmd_gradcheck(args):
     """Gradient-check the seed architecture; exit 1 if any array fails."""
     from nn import gradcheck
 
+    if args.json:
+        _check_json(args.json)  # before the run, which takes minutes
+    _check_backend(args.backend)
     reports, seconds = gradcheck.check_seed_architecture(
         examples=args.examples, seed=args.seed, dtype=args.dtype, backend=args.backend,
         data_dir=args.data_dir)
@@ -111,6 +160,16 @@ def _positive_int(text):
     return value
 
 
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
 def _split(text):
     try:
         value = float(text)
@@ -137,7 +196,7 @@ def build_parser():
     train.add_argument("--epochs", type=_positive_int, default=25)
     train.add_argument("--batch-size", type=_positive_int, default=32)
     train.add_argument("--validation-split", type=_split, default=0.2)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=_seed, default=0)
     train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     train.add_argument("--out", default="runs/train", help="output folder (default: runs/train)")
     train.set_defaults(func=cmd_train)
@@ -153,7 +212,7 @@ def build_parser():
     check.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                        help="dtype of the analytic gradients (finite differences are float64)")
     check.add_argument("--examples", type=_positive_int, default=4)
-    check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--seed", type=_seed, default=0)
     check.add_argument("--json", default=None, help="also write the report to this JSON file")
     check.set_defaults(func=cmd_gradcheck)
 
@@ -166,6 +225,7 @@ def main(argv=None):
     """Entry point of `nn` and `python -m nn`; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
+        config.check()  # a bad NN_* setting is refused before any command starts
         return args.func(args)
     except NNError as exc:
         print(f"nn {args.command}: error: {exc}", file=sys.stderr)

@@ -37,7 +37,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nn.errors import InputError
+from nn import _checks
+from nn.errors import InputError, ModelError
+from nn.layers import Layer
 
 STEP = 1e-3
 NOISE = 1e-12  # absolute error of the estimate, in units of F = max(|f|, 1); see above
@@ -141,10 +143,20 @@ def check_layer(layer, x, rng):
     """Check a built float64 layer's input and parameter gradients at input x.
 
     Uses the fake loss f = sum(forward(x) * dout) with a fixed random dout, so
-    backward(dout) must return df/dx and fill grads with df/dparam.
+    backward(dout) must return df/dx and fill grads with df/dparam. x: (N,
+    *layer.input_shape); rng: a np.random.Generator, which draws dout.
     """
-    x = np.array(x, dtype=np.float64)
-    _require_float64(x, *layer.params.values())
+    if not isinstance(layer, Layer):
+        raise InputError(f"layer must be an nn.layers.Layer; got {type(layer).__name__}")
+    if not layer.built:
+        raise ModelError(f"layer {layer.name} is not built: call layer.build(input_shape, rng, "
+                         "'float64') or check it inside a built model")
+    if not isinstance(rng, np.random.Generator):
+        raise InputError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)); "
+                         f"got {type(rng).__name__}")
+    # A copy: compare() perturbs x in place, and the caller's array must not change.
+    x = _checks.as_features(x, "x", np.float64, layer.input_shape).copy()
+    _require_float64(*layer.params.values())
     dout = rng.standard_normal(layer.forward(x).shape)
     needs = getattr(layer, "needs_input_grad", True)
     if hasattr(layer, "needs_input_grad"):
@@ -195,13 +207,19 @@ def check_model(model, x, y, analytic_model=None):
 def check_seed_architecture(examples=4, seed=0, dtype="float64", backend=None, data_dir=None):
     """Check every layer and every model parameter of the seed network on MNIST examples.
 
-    Returns (reports, seconds). dtype is the dtype of the analytic gradients.
+    Returns (reports, seconds). examples: how many of the first training
+    images, 1 to 60000. dtype is the dtype of the analytic gradients.
     """
     import time
 
     from nn.datasets import mnist
     from nn.recipe import scale_images, seed_model
 
+    examples = _checks.positive_int(examples, "examples")
+    available = mnist.SHAPES[mnist.TRAIN_IMAGES][0]
+    if examples > available:
+        raise InputError(f"examples must be at most {available}, the training images; "
+                         f"got {examples}")
     start = time.perf_counter()
     (x_train, y_train), _ = mnist.load_data(path=data_dir, verbose=False)
     x = scale_images(x_train[:examples], dtype).astype(np.float64)  # float32-exact if dtype is
@@ -221,7 +239,10 @@ def check_seed_architecture(examples=4, seed=0, dtype="float64", backend=None, d
 
 
 def worst(reports):
-    """The report with the largest error."""
+    """The report with the largest error (reports: a non-empty list of ArrayCheck)."""
+    reports = list(reports)
+    if not reports:
+        raise InputError("reports is empty: there is no worst of no checks")
     return max(reports, key=lambda r: r.worst_error)
 
 

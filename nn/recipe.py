@@ -2,8 +2,8 @@
 
 import numpy as np
 
+from nn._checks import float_dtype
 from nn.errors import InputError
-
 from nn.layers import Dense, Flatten
 from nn.model import Sequential
 
@@ -29,9 +29,11 @@ def seed_model(seed=None, dtype="float32", backend=None):
 def scale_images(images, dtype="float32"):
     """uint8 images -> images / 255.0 in `dtype`, as the notebook (then Keras's cast) does.
 
-    A 256-entry table holds exactly float64(i / 255.0) cast to `dtype`, so the
-    values equal the notebook's without its 8-bytes-per-pixel temporary.
+    dtype: float32 or float64; anything else is refused. A 256-entry table
+    holds exactly float64(i / 255.0) cast to `dtype`, so the values equal the
+    notebook's without its 8-bytes-per-pixel temporary.
     """
+    dtype = float_dtype(dtype, "dtype")  # an integer table would hold only 0 and 1
     images = np.asarray(images)
     if images.dtype != np.uint8:
         raise InputError(f"images must be uint8 (0-255) as MNIST ships them; got {images.dtype}")

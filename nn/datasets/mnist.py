@@ -158,7 +158,10 @@ def _npz_to_idx(data, origin):
     Rebuilding the IDX bytes lets one checksum table cover every source.
     """
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        npz = np.load(io.BytesIO(data), allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):  # np.load reads .npy bytes as one array
+            raise DataError(f"{origin}: not a readable .npz (it holds a single .npy array)")
+        with npz:
             missing = sorted(set(NPZ_KEYS) - set(npz.files))
             if missing:
                 raise DataError(f"{origin}: no array {', '.join(missing)}")

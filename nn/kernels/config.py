@@ -1,10 +1,17 @@
 """Every numba flag in one place, read once from the environment at import.
 
-NN_NUMBA_CACHE=0 turns off the on-disk cache of compiled code (default on, so a
-new process skips compilation); NN_NUM_THREADS sets the threads of the fused
-steps (default: every core); NN_BLAS_THREADS those of the BLAS behind numba's
-np.dot outside training (default: every core); NN_SKIP_ZEROS=0|1|auto decides whether
-the fused trainer skips zero inputs. Flags are read once, at import.
+NN_NUMBA_CACHE=0|1 turns the on-disk cache of compiled code off or on (default
+on, so a new process skips compilation); NN_NUM_THREADS sets the threads of the
+fused steps and NN_BLAS_THREADS those of the BLAS behind numba's np.dot outside
+training (each a positive integer; unset or 0: every core); NN_SKIP_ZEROS=0|1|auto
+decides whether the fused trainer skips zero inputs.
+
+Flags are read once, at import, and a bad value never breaks `import nn`: it is
+recorded, and `check()` raises InputError naming the variable and the values it
+accepts. Every flag is checked where it is first used: `skip_zeros()` checks,
+and CACHE, JIT, JIT_MATMUL, NUM_THREADS and BLAS_THREADS are handed out by the
+module's `__getattr__`, which checks first, so picking the numba backend or
+training refuses a bad setting before anything runs with a guessed one.
 """
 
 import os
@@ -13,22 +20,6 @@ import numpy as np
 
 from nn.errors import InputError
 
-#: Cache compiled machine code next to the source (__pycache__/*.nbi, *.nbc).
-CACHE = os.environ.get("NN_NUMBA_CACHE", "1") != "0"
-
-#: Only "contract" (a*b + c may become one fused multiply-add). No
-#: reassociation, so every loop still sums in the order it is written and a
-#: result does not depend on how LLVM vectorizes or on the thread count. Used
-#: for the hand-written matmul loops; Adam and the softmax get no fastmath at
-#: all so they round exactly as their NumPy twins do.
-FASTMATH_MATMUL = {"contract"}
-
-#: Options every kernel is compiled with. error_model="numpy" makes x / 0
-#: give inf or nan as NumPy does instead of raising; it also drops the zero
-#: test before each division, without which LLVM will not vectorize Adam.
-JIT = {"cache": CACHE, "error_model": "numpy"}
-#: The same plus fused multiply-add, for the matmul-like loops.
-JIT_MATMUL = dict(JIT, fastmath=FASTMATH_MATMUL)
 
 def _cores():
     try:
@@ -37,21 +28,61 @@ def _cores():
         return os.cpu_count() or 1
 
 
-#: Threads of the fused steps (NN_NUM_THREADS, default: every core this
-#: process may use). The work is cut into fixed ranges and no sum crosses a
-#: range, so results are bit-identical for any count. On a machine shared
-#: with other busy processes, NN_NUM_THREADS=1 avoids waiting for a thread
-#: that has lost its core.
-NUM_THREADS = max(1, int(os.environ.get("NN_NUM_THREADS", "0") or 0) or _cores())
+def _threads(var):
+    """(count, problem) for thread-count variable `var`: unset, empty or 0 mean every core."""
+    text = os.environ.get(var, "").strip()
+    try:
+        count = int(text or 0)
+    except ValueError:
+        count = -1
+    if count < 0:
+        return _cores(), f"{var} must be a positive integer (or 0 for every core); got {text!r}"
+    return count or _cores(), None
 
 
-#: Threads of the BLAS that numba's np.dot calls (SciPy's bundled OpenBLAS,
-#: separate from NumPy's) outside training, i.e. in predict and evaluate:
-#: NN_BLAS_THREADS, default every core, as NumPy's own BLAS. Training sets it
-#: per path (nn.fused): 1 on the compressed-row path, whose BLAS products are
-#: small and whose numba threads have the cores, and every core on the BLAS
-#: path, whose numba threads then stay idle.
-BLAS_THREADS = max(1, int(os.environ.get("NN_BLAS_THREADS", "0") or 0) or _cores())
+def _cache():
+    """(on, problem) for NN_NUMBA_CACHE: 1 (default) or 0."""
+    text = os.environ.get("NN_NUMBA_CACHE", "").strip() or "1"
+    if text not in ("0", "1"):
+        return True, f"NN_NUMBA_CACHE must be 0 (cache off) or 1 (cache on); got {text!r}"
+    return text == "1", None
+
+
+#: Only "contract" (a*b + c may become one fused multiply-add). No
+#: reassociation, so every loop still sums in the order it is written and a
+#: result does not depend on how LLVM vectorizes or on the thread count. Used
+#: for the hand-written matmul loops; Adam and the softmax get no fastmath at
+#: all so they round exactly as their NumPy twins do.
+FASTMATH_MATMUL = {"contract"}
+
+_CACHE, _CACHE_PROBLEM = _cache()
+_NUM_THREADS, _NUM_PROBLEM = _threads("NN_NUM_THREADS")
+_BLAS_THREADS, _BLAS_PROBLEM = _threads("NN_BLAS_THREADS")
+_PROBLEMS = [p for p in (_CACHE_PROBLEM, _NUM_PROBLEM, _BLAS_PROBLEM) if p]
+
+# The settings __getattr__ hands out, each only after check() (see the docstring).
+_SETTINGS = {
+    # Cache compiled machine code next to the source (__pycache__/*.nbi, *.nbc).
+    "CACHE": _CACHE,
+    # Options every kernel is compiled with. error_model="numpy" makes x / 0
+    # give inf or nan as NumPy does instead of raising; it also drops the zero
+    # test before each division, without which LLVM will not vectorize Adam.
+    "JIT": {"cache": _CACHE, "error_model": "numpy"},
+    # The same plus fused multiply-add, for the matmul-like loops.
+    "JIT_MATMUL": {"cache": _CACHE, "error_model": "numpy", "fastmath": FASTMATH_MATMUL},
+    # Threads of the fused steps (default: every core this process may use).
+    # The work is cut into fixed ranges and no sum crosses a range, so results
+    # are bit-identical for any count. On a machine shared with other busy
+    # processes, NN_NUM_THREADS=1 avoids waiting for a thread that has lost its core.
+    "NUM_THREADS": _NUM_THREADS,
+    # Threads of the BLAS that numba's np.dot calls (SciPy's bundled OpenBLAS,
+    # separate from NumPy's) outside training, i.e. in predict and evaluate:
+    # default every core, as NumPy's own BLAS. Training sets it per path
+    # (nn.fused): 1 on the compressed-row path, whose BLAS products are small
+    # and whose numba threads have the cores, and every core on the BLAS path,
+    # whose numba threads then stay idle.
+    "BLAS_THREADS": _BLAS_THREADS,
+}
 
 #: Skip the first layer's zero inputs: NN_SKIP_ZEROS=1 always, 0 never, auto
 #: (default) when at most SKIP_ZEROS_DENSITY of the training inputs are
@@ -65,10 +96,31 @@ SKIP_ZEROS = os.environ.get("NN_SKIP_ZEROS", "auto")
 SKIP_ZEROS_DENSITY = 1 / 3
 
 
+def check():
+    """Raise InputError naming every nn environment setting whose value is refused."""
+    problems = list(_PROBLEMS)
+    if SKIP_ZEROS not in ("0", "1", "auto"):
+        problems.append(f"NN_SKIP_ZEROS must be 0, 1 or auto; got {SKIP_ZEROS!r}")
+    if problems:
+        raise InputError("; ".join(problems))
+
+
+def __getattr__(name):
+    """CACHE, JIT, JIT_MATMUL, NUM_THREADS, BLAS_THREADS: checked on first use, not at import."""
+    if name not in _SETTINGS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    check()
+    return _SETTINGS[name]
+
+
+def _setting(name):
+    """A setting as other modules see it (a benchmark may have assigned config.NUM_THREADS)."""
+    return globals()[name] if name in globals() else __getattr__(name)
+
+
 def skip_zeros(x):
     """Whether the fused trainer takes the compressed-row path for training inputs x."""
-    if SKIP_ZEROS not in ("0", "1", "auto"):
-        raise InputError(f"NN_SKIP_ZEROS must be 0, 1 or auto; got {SKIP_ZEROS!r}")
+    check()
     if SKIP_ZEROS != "auto":
         return SKIP_ZEROS == "1"
     return np.count_nonzero(x) <= SKIP_ZEROS_DENSITY * x.size
@@ -79,7 +131,8 @@ def thread_settings():
     settings = {k: os.environ.get(k) for k in (
         "NN_NUM_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER", "OMP_NUM_THREADS",
         "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY", "NN_BLAS_THREADS", "NN_SKIP_ZEROS")}
-    settings.update(fused_threads=NUM_THREADS, numba_blas_threads=BLAS_THREADS,
+    settings.update(fused_threads=_setting("NUM_THREADS"),
+                    numba_blas_threads=_setting("BLAS_THREADS"),
                     skip_zeros_density=SKIP_ZEROS_DENSITY if SKIP_ZEROS == "auto" else None)
     try:
         import numba
