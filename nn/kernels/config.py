@@ -7,11 +7,11 @@ training (each a positive integer; unset or 0: every core); NN_SKIP_ZEROS=0|1|au
 decides whether the fused trainer skips zero inputs.
 
 Flags are read once, at import, and a bad value never breaks `import nn`: it is
-recorded, and `check()` raises InputError naming the variable and the values it
-accepts. Every flag is checked where it is first used: `skip_zeros()` checks,
-and CACHE, JIT, JIT_MATMUL, NUM_THREADS and BLAS_THREADS are handed out by the
-module's `__getattr__`, which checks first, so picking the numba backend or
-training refuses a bad setting before anything runs with a guessed one.
+recorded (the flag keeps its default meanwhile), and `check()` raises InputError
+naming the variable and the values it accepts. Every user of the flags calls it
+first: loading the numba backend (nn.kernels.numba_kernels), the fused trainer
+(through `skip_zeros()`) and the command line, so nothing runs with a guessed
+setting.
 """
 
 import os
@@ -55,34 +55,30 @@ def _cache():
 #: all so they round exactly as their NumPy twins do.
 FASTMATH_MATMUL = {"contract"}
 
-_CACHE, _CACHE_PROBLEM = _cache()
-_NUM_THREADS, _NUM_PROBLEM = _threads("NN_NUM_THREADS")
-_BLAS_THREADS, _BLAS_PROBLEM = _threads("NN_BLAS_THREADS")
-_PROBLEMS = [p for p in (_CACHE_PROBLEM, _NUM_PROBLEM, _BLAS_PROBLEM) if p]
+CACHE, _CACHE_PROBLEM = _cache()
 
-# The settings __getattr__ hands out, each only after check() (see the docstring).
-_SETTINGS = {
-    # Cache compiled machine code next to the source (__pycache__/*.nbi, *.nbc).
-    "CACHE": _CACHE,
-    # Options every kernel is compiled with. error_model="numpy" makes x / 0
-    # give inf or nan as NumPy does instead of raising; it also drops the zero
-    # test before each division, without which LLVM will not vectorize Adam.
-    "JIT": {"cache": _CACHE, "error_model": "numpy"},
-    # The same plus fused multiply-add, for the matmul-like loops.
-    "JIT_MATMUL": {"cache": _CACHE, "error_model": "numpy", "fastmath": FASTMATH_MATMUL},
-    # Threads of the fused steps (default: every core this process may use).
-    # The work is cut into fixed ranges and no sum crosses a range, so results
-    # are bit-identical for any count. On a machine shared with other busy
-    # processes, NN_NUM_THREADS=1 avoids waiting for a thread that has lost its core.
-    "NUM_THREADS": _NUM_THREADS,
-    # Threads of the BLAS that numba's np.dot calls (SciPy's bundled OpenBLAS,
-    # separate from NumPy's) outside training, i.e. in predict and evaluate:
-    # default every core, as NumPy's own BLAS. Training sets it per path
-    # (nn.fused): 1 on the compressed-row path, whose BLAS products are small
-    # and whose numba threads have the cores, and every core on the BLAS path,
-    # whose numba threads then stay idle.
-    "BLAS_THREADS": _BLAS_THREADS,
-}
+#: Options every kernel is compiled with. error_model="numpy" makes x / 0
+#: give inf or nan as NumPy does instead of raising; it also drops the zero
+#: test before each division, without which LLVM will not vectorize Adam.
+JIT = {"cache": CACHE, "error_model": "numpy"}
+#: The same plus fused multiply-add, for the matmul-like loops.
+JIT_MATMUL = dict(JIT, fastmath=FASTMATH_MATMUL)
+
+#: Threads of the fused steps (default: every core this process may use).
+#: The work is cut into fixed ranges and no sum crosses a range, so results
+#: are bit-identical for any count. On a machine shared with other busy
+#: processes, NN_NUM_THREADS=1 avoids waiting for a thread that has lost its core.
+NUM_THREADS, _NUM_PROBLEM = _threads("NN_NUM_THREADS")
+
+#: Threads of the BLAS that numba's np.dot calls (SciPy's bundled OpenBLAS,
+#: separate from NumPy's) outside training, i.e. in predict and evaluate:
+#: default every core, as NumPy's own BLAS. Training sets it per path
+#: (nn.fused): 1 on the compressed-row path, whose BLAS products are small
+#: and whose numba threads have the cores, and every core on the BLAS path,
+#: whose numba threads then stay idle.
+BLAS_THREADS, _BLAS_PROBLEM = _threads("NN_BLAS_THREADS")
+
+_PROBLEMS = [p for p in (_CACHE_PROBLEM, _NUM_PROBLEM, _BLAS_PROBLEM) if p]
 
 #: Skip the first layer's zero inputs: NN_SKIP_ZEROS=1 always, 0 never, auto
 #: (default) when at most SKIP_ZEROS_DENSITY of the training inputs are
@@ -105,19 +101,6 @@ def check():
         raise InputError("; ".join(problems))
 
 
-def __getattr__(name):
-    """CACHE, JIT, JIT_MATMUL, NUM_THREADS, BLAS_THREADS: checked on first use, not at import."""
-    if name not in _SETTINGS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    check()
-    return _SETTINGS[name]
-
-
-def _setting(name):
-    """A setting as other modules see it (a benchmark may have assigned config.NUM_THREADS)."""
-    return globals()[name] if name in globals() else __getattr__(name)
-
-
 def skip_zeros(x):
     """Whether the fused trainer takes the compressed-row path for training inputs x."""
     check()
@@ -131,8 +114,7 @@ def thread_settings():
     settings = {k: os.environ.get(k) for k in (
         "NN_NUM_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER", "OMP_NUM_THREADS",
         "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY", "NN_BLAS_THREADS", "NN_SKIP_ZEROS")}
-    settings.update(fused_threads=_setting("NUM_THREADS"),
-                    numba_blas_threads=_setting("BLAS_THREADS"),
+    settings.update(fused_threads=NUM_THREADS, numba_blas_threads=BLAS_THREADS,
                     skip_zeros_density=SKIP_ZEROS_DENSITY if SKIP_ZEROS == "auto" else None)
     try:
         import numba

@@ -16,10 +16,13 @@ import numba
 import numpy as np
 from numba import njit
 
+from nn.kernels import config
 from nn.kernels.config import BLAS_THREADS, JIT
 from nn.kernels.numba_fused import adam_flat, bias_act, bias_sum, dense_step, layout, relu_mask
 from nn.kernels.numba_fused import xent_rows
 from nn.kernels.numba_sparse import nonzero_rows, sparse_step  # noqa: F401  (a kernel in KERNELS)
+
+config.check()  # refuse a bad NN_* setting before anything compiles or runs with it
 
 MAX_THREADS = numba.config.NUMBA_NUM_THREADS  # the size of numba's thread pool
 
