@@ -57,7 +57,7 @@ def versions():
 
 def machine():
     """Hardware facts and the load at the start (others' work skews timings)."""
-    from nn.kernels.config import thread_settings
+    from nn.fast.config import thread_settings
 
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(),
             "load_average_1m": os.getloadavg()[0], "threads": thread_settings()}

@@ -15,7 +15,7 @@ import numpy as np
 def run_nn(backend, data, batch_size, epochs, seed, skip_zeros="auto", threads=None):
     """nn's fit (fused steps) on `backend`, with or without first-layer zero-skipping."""
     from nn.callbacks import Callback
-    from nn.kernels import config
+    from nn.fast import config
     from nn.recipe import seed_model
 
     class Timer(Callback):

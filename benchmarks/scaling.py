@@ -23,7 +23,7 @@ REPEATS = 3
 
 def measure(backend, width, batch_size, data, repeats):
     """One point: seconds per example and GFLOP/s (dense FLOP) for a backend and shape."""
-    from nn.kernels import config
+    from nn.fast import config
 
     config.SKIP_ZEROS = "0" if backend == "numba-dense" else "auto"
     widths = (784, width, max(width // 4, 1), 10)

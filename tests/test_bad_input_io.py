@@ -231,7 +231,7 @@ def test_good_settings_are_accepted():
 
 
 def test_thread_counts_are_read_as_given():
-    code = "from nn.kernels import config; print(config.NUM_THREADS, config.BLAS_THREADS, config.CACHE)"
+    code = "from nn.fast import config; print(config.NUM_THREADS, config.BLAS_THREADS, config.CACHE)"
     result = run_python(code, {"NN_NUM_THREADS": "3", "NN_BLAS_THREADS": "2", "NN_NUMBA_CACHE": "0"})
     assert result.stdout.split() == ["3", "2", "False"], result.stderr
 

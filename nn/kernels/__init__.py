@@ -1,11 +1,13 @@
-"""Kernels: the hot operations behind the layers, one module per backend.
+"""Teaching path: the layers' hot operations, and the one place a backend is chosen.
 
-`numpy_kernels` is the specification; `numba_kernels` compiles the same
-operations with numba. A backend is any module that defines every name in
-`KERNELS` with the same signatures; layers, the optimizer and the fused
-trainer only ever call the module returned by `get_backend`, so the choice of
-backend happens here and nowhere else: the `backend` argument, else
-$NN_BACKEND, else numba when it is installed, else numpy.
+`numpy_kernels` is the specification, the code a reader reads;
+`nn.fast.numba_kernels` compiles the same operations with numba. A backend is
+any module that defines every name in `KERNELS` with the same signatures;
+layers, the loss and the optimizer only ever call the module returned by
+`get_backend`, so the choice of backend happens here and nowhere else: the
+`backend` argument, else $NN_BACKEND, else numba when it is installed, else
+numpy. The fused engine's whole-chunk steps have their own pair of modules
+(nn.fast.steps and nn.fast.numba_steps), chosen by the same backend name.
 """
 
 import importlib
@@ -25,13 +27,11 @@ KERNELS = (
     "softmax_xent_forward",
     "softmax_xent_backward",
     "adam_update",
-    "nonzero_rows",
-    "train_steps",
 )
 
 #: Every backend nn knows, fastest first; `available_backends` says which load here.
 BACKENDS = ("numba", "numpy")
-_MODULES = {"numpy": "nn.kernels.numpy_kernels", "numba": "nn.kernels.numba_kernels"}
+_MODULES = {"numpy": "nn.kernels.numpy_kernels", "numba": "nn.fast.numba_kernels"}
 _MISSING = {}  # backend name -> why it cannot load here
 
 

@@ -1,4 +1,4 @@
-"""The compressed-row path of train_steps: small batches, the first layer on every core.
+"""Fast engine: the compressed-row path of train_steps, the first layer on every core.
 
 The first layer is nearly all the work (784 x 128 of the 104,938 weights)
 and MNIST's inputs are 81% exact zeros, so a step is:
@@ -18,8 +18,8 @@ does not depend on it. Skipped terms are exact zeros: they change no sum.
 import numpy as np
 from numba import njit, prange
 
-from nn.kernels.config import JIT, JIT_MATMUL
-from nn.kernels.numba_fused import _backward_from, _block, _forward, _loss_gradient, adam_flat
+from nn.fast.config import JIT, JIT_MATMUL
+from nn.fast.numba_fused import _backward_from, _block, _forward, _loss_gradient, adam_flat
 
 
 @njit(**JIT)

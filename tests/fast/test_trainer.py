@@ -1,13 +1,13 @@
-"""nn.fused and train_steps: the kernel against its twin; the trainer keeps fit's meaning."""
+"""nn.fast.trainer and train_steps: the kernel against its twin; the trainer keeps fit's meaning."""
 
 import numpy as np
 import pytest
 
 from nn import Callback, Dense, Flatten, Sequential
-from nn.kernels import numpy_kernels as twin
+from nn.fast import steps as twin
 from nn.optimizers import Adam
 
-numba_kernels = pytest.importorskip("nn.kernels.numba_kernels")
+numba_steps = pytest.importorskip("nn.fast.numba_steps")
 
 
 def problem(seed, n=29, sizes=(11, 6, 5, 3), dtype=np.float64):
@@ -30,7 +30,7 @@ def test_nonzero_rows_matches_its_twin(dtype, rng):
     x = rng.standard_normal((37, 13)).astype(dtype)
     x[rng.random(x.shape) < 0.7] = 0
     x[5] = 0  # a row with no nonzero at all
-    for got, want in zip(numba_kernels.nonzero_rows(x), twin.nonzero_rows(x)):
+    for got, want in zip(numba_steps.nonzero_rows(x), twin.nonzero_rows(x)):
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got, want)
     indptr, indices, values = twin.nonzero_rows(x)
@@ -48,13 +48,13 @@ def test_train_steps_matches_its_twin(skip_zeros, threads):
     alphas = Adam().alphas(1, steps, x.dtype)
     c = Adam().coefficients(1, x.dtype)[1:]
     results = []
-    for module in (twin, numba_kernels):
+    for module in (twin, numba_steps):
         w, m, v = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
-        losses, correct = np.empty(steps), np.empty(steps, np.int64)
+        losses, correct, grads = np.empty(steps), np.empty(steps, np.int64), np.empty_like(w0)
         rows = module.nonzero_rows(x) if skip_zeros else empty_rows(x.dtype)
         module.train_steps(x, y, order, 0, batch, shapes, relu, w, m, v, alphas, *c, *rows,
-                           threads, losses, correct)
-        results.append((w, m, v, losses, correct))
+                           threads, losses, correct, grads)
+        results.append((w, m, v, losses, correct, grads))
     for got, want in zip(*results[::-1]):  # float64, 8 steps: see tests/test_backends_agree.py
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
@@ -67,8 +67,9 @@ def test_thread_count_never_changes_a_result():
     for threads in (1, 2, 3):
         w, m, v = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
         losses, correct = np.empty(16), np.empty(16, np.int64)
-        numba_kernels.train_steps(x, y, order, 0, 4, shapes, relu, w, m, v, alphas, *c,
-                                  *numba_kernels.nonzero_rows(x), threads, losses, correct)
+        numba_steps.train_steps(x, y, order, 0, 4, shapes, relu, w, m, v, alphas, *c,
+                                *numba_steps.nonzero_rows(x), threads, losses, correct,
+                                np.empty_like(w0))
         results.append(w)
     for w in results[1:]:
         np.testing.assert_array_equal(w, results[0])
@@ -101,9 +102,9 @@ def test_callbacks_see_every_batch_with_the_layer_paths_logs(backend):
         model = Sequential([Flatten(input_shape=(2, 3)), Dense(5, "relu"), Dense(3, "softmax")],
                            dtype="float64", seed=0, backend=backend)
         model.compile()
-        model.fused = fused
         hook = Batches()
-        model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[hook])
+        model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[hook],
+                  engine="fused" if fused else "layers")
         seen[fused] = hook.seen
         assert model.optimizer.iterations == 10  # 5 batches (the last of 6) per epoch
     assert [b for b, _ in seen[True]] == [0, 1, 2, 3, 4] * 2
@@ -116,7 +117,7 @@ def test_callbacks_see_every_batch_with_the_layer_paths_logs(backend):
 
 def test_zero_skipping_is_chosen_by_density_and_bad_settings_are_refused(monkeypatch):
     from nn import InputError
-    from nn.kernels import config
+    from nn.fast import config
 
     sparse = np.zeros((10, 30))
     sparse[:, :9] = 1.0  # 30% nonzero: at most a third, so the compressed rows pay

@@ -1,4 +1,4 @@
-"""Every numba flag in one place, read once from the environment at import.
+"""Fast engine: every numba and fused-engine flag in one place, read once at import.
 
 NN_NUMBA_CACHE=0|1 turns the on-disk cache of compiled code off or on (default
 on, so a new process skips compilation); NN_NUM_THREADS sets the threads of the
@@ -9,7 +9,7 @@ decides whether the fused trainer skips zero inputs.
 Flags are read once, at import, and a bad value never breaks `import nn`: it is
 recorded (the flag keeps its default meanwhile), and `check()` raises InputError
 naming the variable and the values it accepts. Every user of the flags calls it
-first: loading the numba backend (nn.kernels.numba_kernels), the fused trainer
+first: loading the numba backend (nn.fast.numba_kernels), the fused trainer
 (through `skip_zeros()`) and the command line, so nothing runs with a guessed
 setting.
 """
@@ -73,7 +73,7 @@ NUM_THREADS, _NUM_PROBLEM = _threads("NN_NUM_THREADS")
 #: Threads of the BLAS that numba's np.dot calls (SciPy's bundled OpenBLAS,
 #: separate from NumPy's) outside training, i.e. in predict and evaluate:
 #: default every core, as NumPy's own BLAS. Training sets it per path
-#: (nn.fused): 1 on the compressed-row path, whose BLAS products are small
+#: (nn.fast.trainer): 1 on the compressed-row path, whose BLAS products are small
 #: and whose numba threads have the cores, and every core on the BLAS path,
 #: whose numba threads then stay idle.
 BLAS_THREADS, _BLAS_PROBLEM = _threads("NN_BLAS_THREADS")

@@ -1,4 +1,4 @@
-"""The hot operations compiled with numba: the twins of `numpy_kernels`.
+"""Fast engine: the layers' hot operations compiled with numba, twins of nn.kernels.numpy_kernels.
 
 Same names, signatures, shapes and dtypes as the NumPy specification, which
 the tests hold these to. Matrix products go to BLAS through numba's np.dot
@@ -16,11 +16,9 @@ import numba
 import numpy as np
 from numba import njit
 
-from nn.kernels import config
-from nn.kernels.config import BLAS_THREADS, JIT
-from nn.kernels.numba_fused import adam_flat, bias_act, bias_sum, dense_step, layout, relu_mask
-from nn.kernels.numba_fused import xent_rows
-from nn.kernels.numba_sparse import nonzero_rows, sparse_step  # noqa: F401  (a kernel in KERNELS)
+from nn.fast import config
+from nn.fast.config import BLAS_THREADS, JIT
+from nn.fast.numba_fused import adam_flat, bias_act, bias_sum, relu_mask, xent_rows
 
 config.check()  # refuse a bad NN_* setting before anything compiles or runs with it
 
@@ -194,45 +192,3 @@ def adam_update(w, g, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
     f = w.dtype.type
     _adam_2d(_as_2d(w), _as_2d(g), _as_2d(m), _as_2d(v), f(alpha), f(one_minus_beta_1),
              f(one_minus_beta_2), f(epsilon))
-
-
-@njit(**JIT)
-def train_steps(x, y, order, first_step, batch_size, shapes, relu, w, m, v, alphas,
-                one_minus_beta_1, one_minus_beta_2, epsilon, indptr, indices, values, threads,
-                losses, correct):
-    """len(alphas) Adam steps of a Dense chain from step `first_step` of an epoch; see the twin.
-
-    With x's compressed rows (nonzero_rows; empty arrays for none) the first
-    layer visits only nonzero inputs, in `threads` tasks (numba_sparse); run
-    it inside `threads(...)` so that numba has that many. Without them, every
-    product goes to BLAS.
-    """
-    at = layout(shapes)
-    width, n_in = at[2][-1], shapes[:, 0].max()
-    grads = np.zeros_like(w)
-    acts, deltas = np.empty(batch_size * width, x.dtype), np.empty(batch_size * width, x.dtype)
-    labels = np.empty(batch_size, np.int64)
-    pieces = max(1, min(threads, MAX_THREADS))
-    sparse = indptr.shape[0] > 0
-    counts = np.empty(batch_size, np.int64)
-    longest = 0  # the most nonzero inputs of any row: sizes the scratch (MNIST: ~300 of 784)
-    for r in range(indptr.shape[0] - 1):
-        longest = max(longest, indptr[r + 1] - indptr[r])
-    batch_cols = np.empty((batch_size if sparse else 0, longest), np.int64)
-    batch_vals = np.empty((batch_size if sparse else 0, longest), x.dtype)
-    starts = np.empty((pieces, n_in + 1), np.int64)
-    scratch = batch_size * longest
-    cols, vals = np.empty((pieces, scratch), np.int64), np.empty((pieces, scratch), x.dtype)
-    xb = np.empty(0 if sparse else batch_size * x.shape[1], x.dtype)
-    for s in range(alphas.shape[0]):
-        start = (first_step + s) * batch_size
-        idx = order[start:min(start + batch_size, x.shape[0])]
-        adam = (alphas[s], one_minus_beta_1, one_minus_beta_2, epsilon)
-        if sparse:
-            losses[s], correct[s] = sparse_step(indptr, indices, values, y, idx, shapes, relu, w,
-                                                m, v, grads, acts, deltas, labels, at, adam,
-                                                batch_cols, batch_vals, counts, starts, cols,
-                                                vals, pieces)
-        else:
-            losses[s], correct[s] = dense_step(x, y, idx, shapes, relu, w, m, v, grads, xb, acts,
-                                               deltas, labels, at, adam)

@@ -1,14 +1,16 @@
-"""The fused training path: whole chunks of steps in one call to the backend.
+"""Fast engine: `fit(engine="fused")`, whole chunks of steps of a Dense chain in one call.
 
 For a model whose logits come from a chain of Dense layers (after any
 Flatten), trained by Adam on the sparse cross-entropy, `FusedTrainer` runs an
-epoch as a few calls to `backend.train_steps`, each taking a chunk of steps
+epoch as a few calls to `train_steps` (nn.fast.steps on the numpy backend,
+its compiled twin nn.fast.numba_steps on numba), each taking a chunk of steps
 with no Python between them. It takes the same batches, in the same order,
-with the same arithmetic as the layer-by-layer path (the NumPy twin of
-train_steps *is* that path, as a loop), and then replays every batch's
-figures to the callbacks, so `fit`'s semantics and its History are unchanged.
-Callbacks see each batch's logs once its chunk has run; the weights they can
-read then are those at the end of the chunk.
+with the same arithmetic as the teaching path (the NumPy train_steps *is*
+that path, as a loop), and then replays every batch's figures to the
+callbacks, so `fit`'s semantics and its History are unchanged. Callbacks see
+each batch's logs once its chunk has run; the weights they can read then are
+those at the end of the chunk, and each layer's `grads` hold the gradient of
+the chunk's last step.
 """
 
 import contextlib
@@ -16,8 +18,8 @@ import math
 
 import numpy as np
 
-from nn.kernels import config
-from nn.kernels.numpy_kernels import param_views
+from nn.fast import config, steps_for
+from nn.fast.steps import param_views
 from nn.layers import Dense, Flatten
 from nn.optimizers import Adam
 
@@ -32,51 +34,51 @@ def _flat(x):
     return np.ascontiguousarray(x.reshape(len(x), -1))
 
 
-def _threads(backend, count, sparse):
-    """The backend's thread settings for a chunk of steps (a no-op without any).
+def _threads(steps, count, sparse):
+    """The steps module's thread settings for a chunk of steps (a no-op without any).
 
     On the compressed-row path numba's threads share the first layer and BLAS
     sees only small products, so BLAS gets one thread; on the BLAS path the
     large products get every core and numba none. Never both: two pools of
     spinning threads on the same cores slow each other down many times over.
     """
-    knob = getattr(backend, "threads", None)
+    knob = getattr(steps, "threads", None)
     if knob is None:
         return contextlib.nullcontext()
     return knob(count, 1) if sparse else knob(1, count)
 
 
+def chain_layers(model):
+    """The Dense chain the fused engine trains, or a sentence saying why this model has none."""
+    if not isinstance(model.optimizer, Adam):
+        return "the optimizer is not Adam"
+    layers = list(model._logit_layers())
+    while layers and isinstance(layers[0], Flatten):
+        layers.pop(0)
+    if not layers or not all(isinstance(lyr, Dense) and lyr.activation in (None, "relu")
+                             for lyr in layers):
+        return ("its layers are not a chain of Dense layers (after any Flatten) with ReLU or "
+                "no activation, ending in the softmax output")
+    if [id(p) for lyr in layers for p in lyr.params.values()] != [
+            id(lyr.params[k]) for lyr, k in model.parameter_refs()]:
+        return "some parameters lie outside the Dense chain"
+    return layers
+
+
 class FusedTrainer:
-    """Runs `fit`'s epochs for one model through backend.train_steps."""
+    """Runs `fit`'s epochs for one model through a backend's train_steps."""
 
     def __init__(self, model, dense_layers, x):
         self.model = model
         self.layers = dense_layers
+        self.steps = steps_for(model.backend_name)
         self.shapes = np.array([lyr.params["kernel"].shape for lyr in dense_layers], np.int64)
         self.relu = np.array([lyr.activation == "relu" for lyr in dense_layers])
         self.threads = config.NUM_THREADS
         empty = (np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, model.dtype))
         # Compressed rows of the training inputs, built once for the whole fit
         # (x cannot change during it): the steps then never scan zeros again.
-        self.rows = model.backend.nonzero_rows(_flat(x)) if config.skip_zeros(x) else empty
-
-    @classmethod
-    def for_model(cls, model, x):
-        """A trainer for fitting x if the model allows one, else None (use the layers)."""
-        if not isinstance(model.optimizer, Adam) or "_step" in vars(model):
-            return None  # a replaced _step (a test's spy, say) must see every batch
-        if not hasattr(model.backend, "train_steps"):
-            return None
-        layers = list(model._logit_layers())
-        while layers and isinstance(layers[0], Flatten):
-            layers.pop(0)
-        if not layers or not all(isinstance(lyr, Dense) and lyr.activation in (None, "relu")
-                                 for lyr in layers):
-            return None
-        if [id(p) for lyr in layers for p in lyr.params.values()] != [
-                id(lyr.params[k]) for lyr, k in model.parameter_refs()]:
-            return None  # parameters outside the chain: the layers must train them
-        return cls(model, layers, x)
+        self.rows = self.steps.nonzero_rows(_flat(x)) if config.skip_zeros(x) else empty
 
     def _arrays(self):
         """Parameters, first moments and second moments, each a list in Keras's order."""
@@ -89,11 +91,14 @@ class FusedTrainer:
         """Flat copies (P,) of the weights and Adam's moments, in Keras's order."""
         return [np.concatenate([a.ravel() for a in arrays]) for arrays in self._arrays()]
 
-    def _unpack(self, flats):
-        """Copy flat weights and moments back into the layers and the optimizer."""
+    def _unpack(self, flats, grads):
+        """Copy flat weights and moments back into the layers and the optimizer; grads into layers."""
         for arrays, flat in zip(self._arrays(), flats):
             for dest, src in zip(arrays, [a for pair in param_views(flat, self.shapes) for a in pair]):
                 dest[...] = src
+        for layer, (kernel, bias) in zip(self.layers, param_views(grads, self.shapes)):
+            # Item by item: the softmax layer's logits view shares its grads dict.
+            layer.grads["kernel"], layer.grads["bias"] = kernel.copy(), bias.copy()
 
     def run_epoch(self, x, y, order, batch_size, hooks):
         """One epoch over x[order] in batches; calls the hooks per batch; returns the logs."""
@@ -103,20 +108,21 @@ class FusedTrainer:
         batch_size = min(batch_size, len(order))  # the same batches; scratch sized by the data
         steps, chunk = math.ceil(len(order) / batch_size), max(1, CHUNK_EXAMPLES // batch_size)
         flats = self._pack()
+        grads = np.zeros_like(flats[0])
         _, c1, c2, eps = opt.coefficients(1, dtype)  # only alpha depends on the step
         loss_sum, correct_sum, seen, logs = 0.0, 0, 0, {}
         # Thread counts are set once per epoch: changing them wakes thread pools.
-        with _threads(model.backend, self.threads, len(self.rows[0]) > 0):
+        with _threads(self.steps, self.threads, len(self.rows[0]) > 0):
             for first in range(0, steps, chunk):
                 count = min(chunk, steps - first)
                 losses, correct = np.empty(count, dtype), np.empty(count, np.int64)
                 alphas = opt.alphas(opt.iterations + 1, count, dtype)
-                model.backend.train_steps(x, y, order, first, batch_size, self.shapes, self.relu,
-                                          *flats, alphas, c1, c2, eps, *self.rows, self.threads,
-                                          losses, correct)
+                self.steps.train_steps(x, y, order, first, batch_size, self.shapes, self.relu,
+                                       *flats, alphas, c1, c2, eps, *self.rows, self.threads,
+                                       losses, correct, grads)
                 opt.state = opt.state._replace(count=opt.iterations + count)
-                self._unpack(flats)
-                for s in range(count):  # the layer path's running means, step by step
+                self._unpack(flats, grads)
+                for s in range(count):  # the teaching path's running means, step by step
                     size = min(batch_size, len(order) - (first + s) * batch_size)
                     loss_sum += float(losses[s]) * size
                     correct_sum += int(correct[s])
@@ -127,4 +133,3 @@ class FusedTrainer:
                     for hook in hooks:
                         hook.on_train_batch_end(first + s, logs)
         return logs
-

@@ -1,14 +1,14 @@
-"""Building blocks of the compiled training steps, and their BLAS path.
+"""Fast engine: building blocks of the compiled training steps, and their BLAS path.
 
 The row helpers here are shared by the layer-by-layer kernels in
 `numba_kernels`, by the compressed-row path in `numba_sparse` and by the
-BLAS path below (dense_steps), so every numba path rounds alike.
+BLAS path below (dense_step), so every numba path rounds alike.
 """
 
 import numpy as np
 from numba import njit
 
-from nn.kernels.config import JIT, JIT_MATMUL
+from nn.fast.config import JIT, JIT_MATMUL
 
 
 @njit(**JIT)

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from nn.kernels import numpy_kernels as twin
 
-numba_kernels = pytest.importorskip("nn.kernels.numba_kernels")
+numba_kernels = pytest.importorskip("nn.fast.numba_kernels")
 
 DTYPES = [np.float32, np.float64]
 LAYOUTS = ["c", "f", "strided"]
