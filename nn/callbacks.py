@@ -1,4 +1,4 @@
-"""Callbacks: hooks into `fit`, the Keras way, plus History and the progress line."""
+"""Teaching path: callbacks, hooks into `fit` the Keras way, plus History and the progress line."""
 
 import sys
 import time
@@ -28,11 +28,21 @@ class Callback:
 
 
 class History(Callback):
-    """Per-epoch figures, as keras.callbacks.History: `history[key]` is a list per epoch."""
+    """Per-epoch figures, as keras.callbacks.History: `history[key]` is a list per epoch.
+
+    `params` holds fit's settings as Keras's does (epochs, steps, verbose),
+    plus the `engine` that ran ("layers" or "fused") and the `backend`.
+    """
 
     def __init__(self):
         self.history = {}
         self.epoch = []
+        self.params = {}
+
+    @property
+    def engine(self):
+        """The engine fit ran: "layers" (the teaching path) or "fused" (nn.fast)."""
+        return self.params.get("engine")
 
     def on_epoch_end(self, epoch, logs=None):
         """Append this epoch's figures."""

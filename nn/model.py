@@ -1,5 +1,14 @@
-"""Sequential: a stack of layers with Keras's compile / fit / evaluate / predict."""
+"""Teaching path: Sequential, a stack of layers with Keras's compile / fit / evaluate / predict.
 
+`fit` has two engines. "layers", the teaching path, trains batch by batch
+through the code a reader reads: each layer's forward, the loss, each
+layer's backward in reverse, then Adam.apply (`_step`). "fused", the fast
+engine (nn.fast.trainer), runs whole chunks of those steps of a Dense chain
+in one call, with the same arithmetic; it is the numba backend's default and
+an explicit choice elsewhere.
+"""
+
+import contextlib
 import math
 import weakref
 
@@ -8,10 +17,13 @@ import numpy as np
 from nn import _checks, kernels
 from nn.callbacks import Callback, History, ProgressBar
 from nn.errors import InputError, ModelError
-from nn.fused import FusedTrainer
+from nn.fast.trainer import FusedTrainer, chain_layers
 from nn.layers import Dense, Layer, Softmax
 from nn.losses import SparseCategoricalCrossentropy
 from nn.optimizers import Adam
+
+#: fit's engines: the teaching path, layer by layer, and the fast engine (nn.fast).
+ENGINES = ("layers", "fused")
 
 
 def _claim(layers, model):
@@ -79,7 +91,6 @@ class Sequential:
         self.seed = _checks.seed(seed)
         self.backend = kernels.get_backend(backend)
         self.backend_name = self.backend.NAME
-        self.fused = True  # fit runs chunks of steps in one backend call when it can (nn.fused)
         init_seq, shuffle_seq = np.random.SeedSequence(seed).spawn(2)
         self._init_rng = np.random.default_rng(init_seq)
         self.shuffle_rng = np.random.default_rng(shuffle_seq)
@@ -191,6 +202,53 @@ class Sequential:
                              [lyr.grads[k] for lyr, k in refs], self.backend)
         return float(loss), correct
 
+    def gradients(self, x, y):
+        """(loss, grads) of one batch: its mean loss and every parameter's gradient.
+
+        As `tf.GradientTape().gradient(loss, model.trainable_variables)` for the
+        compiled loss: x (B, *input_shape) real numbers, y (B,) int labels;
+        loss is a float, grads a list of arrays of the model's dtype in
+        get_weights() order ([d kernel0, d bias0, ...]). Computed by the
+        teaching path (the loss's and each layer's backward), and nothing
+        changes: not the weights, not the optimizer's state, not the layers'
+        `grads` or cached inputs.
+        """
+        self._require(compiled=True)
+        x, y = self._clean(x, y)
+        with self._untouched():
+            loss = self.loss.forward(self._logits(x, training=True), y)
+            grad = self.loss.backward()
+            for layer in reversed(self._logit_layers()):
+                grad = layer.backward(grad)
+                if grad is None:
+                    break
+            grads = [layer.grads[key].copy() for layer, key in self.parameter_refs()]
+        return float(loss), grads
+
+    @contextlib.contextmanager
+    def _untouched(self):
+        """Run the block, then restore every layer's and the loss's attributes and gradients.
+
+        Gradient arrays are restored in place (by value, keeping each array
+        and dict), since a layer may write into its `grads` arrays and the
+        softmax output's logits view shares its layer's `grads` dict.
+        """
+        objects = {id(obj): obj for obj in list(self.layers) + list(self._logit_layers()) + [self.loss]}
+        saved = [(obj, dict(vars(obj)),
+                  [(k, g, g.copy()) for k, g in getattr(obj, "grads", {}).items()])
+                 for obj in objects.values()]
+        try:
+            yield
+        finally:
+            for obj, attrs, grads in saved:
+                vars(obj).clear()
+                vars(obj).update(attrs)
+                if grads or hasattr(obj, "grads"):
+                    obj.grads.clear()
+                for key, array, copy in grads:
+                    array[...] = copy
+                    obj.grads[key] = array
+
     def train_on_batch(self, x, y):
         """One Adam step on (x, y); returns [loss, accuracy] of the batch before the step.
 
@@ -217,7 +275,7 @@ class Sequential:
 
     # ------------------------------------------------------------------ fit
     def fit(self, x, y, *, batch_size=32, epochs=1, verbose=1, validation_split=0.0,
-            validation_data=None, shuffle=True, callbacks=None):
+            validation_data=None, shuffle=True, callbacks=None, engine=None):
         """Train; returns a History with loss, accuracy, val_loss, val_accuracy per epoch.
 
         As keras.Model.fit: validation data is the last `validation_split` of
@@ -226,9 +284,17 @@ class Sequential:
         loss and accuracy are running means, weighted by batch size, of the
         values measured before each update; validation runs after each epoch.
         x: (N, *input_shape) real numbers; y: (N,) int labels.
+
+        engine: "layers" trains batch by batch through each layer's forward
+        and backward and Adam.apply (the teaching path; a breakpoint in
+        Dense.backward fires); "fused" runs chunks of steps of a Dense chain
+        in one call (nn.fast.trainer: same batches, same arithmetic, many
+        times faster). None: "fused" on the numba backend when the model is
+        a Dense chain, else "layers". `history.params["engine"]` says which ran.
         """
         if self.loss is None:
             raise ModelError("the model is not compiled: call model.compile(...) first")
+        engine = self._engine(engine)
         batch_size = _checks.positive_int(batch_size, "batch_size")
         epochs = _checks.positive_int(epochs, "epochs")
         validation_split = _checks.fraction(validation_split, "validation_split")
@@ -236,6 +302,8 @@ class Sequential:
         (x, y), val = self._split(x, y, validation_split, validation_data)
         steps = math.ceil(len(x) / batch_size)
         history = History()
+        history.params = {"epochs": epochs, "steps": steps, "verbose": verbose, "engine": engine,
+                          "backend": self.backend_name}
         if not isinstance(callbacks, (list, tuple, type(None))) or not all(
                 isinstance(c, Callback) for c in callbacks or []):
             raise InputError(f"callbacks must be a list of nn.callbacks.Callback instances; "
@@ -245,7 +313,7 @@ class Sequential:
             hook.model = self
             hook.on_train_begin()
         self.stop_training = False
-        trainer = FusedTrainer.for_model(self, x) if self.fused else None
+        trainer = FusedTrainer(self, chain_layers(self), x) if engine == "fused" else None
         for epoch in range(epochs):
             for hook in hooks:
                 hook.on_epoch_begin(epoch)
@@ -266,6 +334,19 @@ class Sequential:
         for hook in hooks:
             hook.on_train_end()
         return history
+
+    def _engine(self, engine):
+        """The engine fit runs: `engine` checked, or the default for this model and backend."""
+        if engine is not None and engine not in ENGINES:
+            raise InputError(f"engine must be one of {', '.join(map(repr, ENGINES))} or None; "
+                             f"got {engine!r}")
+        chain = chain_layers(self)  # needs only the layers' kinds, not their weights
+        if engine == "fused" and isinstance(chain, str):
+            raise ModelError(f"the fused engine cannot train this model: {chain}; use "
+                             f"engine='layers'")
+        if engine is None:
+            engine = "fused" if self.backend_name == "numba" and not isinstance(chain, str) else "layers"
+        return engine
 
     def _split(self, x, y, validation_split, validation_data):
         if validation_data is not None:

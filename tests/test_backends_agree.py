@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from nn import Dense, Flatten, ReLU, Sequential, gradcheck, kernels
-from nn.kernels import config
+from nn.fast import config
 from nn.recipe import seed_model
 
-pytest.importorskip("nn.kernels.numba_kernels")
+pytest.importorskip("nn.fast.numba_kernels")
 
 
 def chain(backend, dtype="float64", seed=3, sizes=(7, 5, 4)):
@@ -38,11 +38,11 @@ def sparse_data(rng, n=45, dtype=np.float64):
     return x.astype(dtype), rng.integers(0, 4, n)
 
 
-def fit(model, x, y, fused=True, skip_zeros=True, epochs=2, batch_size=8):
-    model.fused = fused
+def fit(model, x, y, engine=None, skip_zeros=True, epochs=2, batch_size=8):
     saved, config.SKIP_ZEROS = config.SKIP_ZEROS, "1" if skip_zeros else "0"
     try:
-        history = model.fit(x, y, epochs=epochs, batch_size=batch_size, validation_split=0.2, verbose=0)
+        history = model.fit(x, y, epochs=epochs, batch_size=batch_size, validation_split=0.2,
+                            verbose=0, engine=engine)
     finally:
         config.SKIP_ZEROS = saved
     return history.history, model.get_weights()
@@ -53,8 +53,8 @@ def test_fused_steps_equal_layer_steps_bit_for_bit(backend, rng):
     # The twin of train_steps is the layer path as a loop; the numba train_steps
     # calls the same compiled helpers and BLAS calls as the numba layer kernels.
     x, y = sparse_data(rng)
-    layer_hist, layer_w = fit(chain(backend), x, y, fused=False)
-    fused_hist, fused_w = fit(chain(backend), x, y, fused=True, skip_zeros=False)
+    layer_hist, layer_w = fit(chain(backend), x, y, engine="layers")
+    fused_hist, fused_w = fit(chain(backend), x, y, engine="fused", skip_zeros=False)
     assert fused_hist == layer_hist
     for a, b in zip(fused_w, layer_w):
         np.testing.assert_array_equal(a, b)
@@ -62,8 +62,8 @@ def test_fused_steps_equal_layer_steps_bit_for_bit(backend, rng):
 
 def test_zero_skipping_changes_nothing_beyond_summation_order(rng):
     x, y = sparse_data(rng)
-    dense_hist, dense_w = fit(chain("numba"), x, y, skip_zeros=False)
-    sparse_hist, sparse_w = fit(chain("numba"), x, y, skip_zeros=True)
+    dense_hist, dense_w = fit(chain("numba"), x, y, engine="fused", skip_zeros=False)
+    sparse_hist, sparse_w = fit(chain("numba"), x, y, engine="fused", skip_zeros=True)
     for a, b in zip(sparse_w, dense_w):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-8)  # float64, 10 steps: see above
     np.testing.assert_allclose(sparse_hist["loss"], dense_hist["loss"], rtol=1e-12)
@@ -71,8 +71,8 @@ def test_zero_skipping_changes_nothing_beyond_summation_order(rng):
 
 def test_numba_and_numpy_train_alike_in_float64(rng):
     x, y = sparse_data(rng)
-    numpy_hist, numpy_w = fit(chain("numpy"), x, y)
-    numba_hist, numba_w = fit(chain("numba"), x, y)
+    numpy_hist, numpy_w = fit(chain("numpy"), x, y)  # the teaching path, layer by layer
+    numba_hist, numba_w = fit(chain("numba"), x, y)  # the fused engine, compressed rows
     for a, b in zip(numba_w, numpy_w):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-8)
     for key in numpy_hist:

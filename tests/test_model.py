@@ -19,7 +19,10 @@ def data(rng, n=23, dtype=np.float32):
 
 
 class Recorder(Callback):
-    """Records which examples each step trains on, by wrapping the model's step."""
+    """Records which examples each step trains on, by wrapping the model's step.
+
+    Only the layers engine calls `_step` per batch: fit with engine="layers".
+    """
 
     def on_train_begin(self, logs=None):
         self.batches, step = [], self.model._step
@@ -64,7 +67,8 @@ def test_validation_is_the_last_fifth_and_each_epoch_is_a_fresh_permutation(rng)
     x, y = data(rng, n=50)
     x[:, 0, 0] = np.arange(50)  # tag each example with its index
     recorder = Recorder()
-    model.fit(x, y, batch_size=7, epochs=3, validation_split=0.2, verbose=0, callbacks=[recorder])
+    model.fit(x, y, batch_size=7, epochs=3, validation_split=0.2, verbose=0, callbacks=[recorder],
+              engine="layers")
     assert [len(b) for b in recorder.batches] == [7] * 5 + [5] + [7] * 5 + [5] + [7] * 5 + [5]
     orders = [np.concatenate([b[:, 0, 0] for b in recorder.batches[i * 6:(i + 1) * 6]]).astype(int)
               for i in range(3)]
@@ -78,7 +82,8 @@ def test_shuffle_false_keeps_the_order(rng):
     x, y = data(rng, n=10)
     x[:, 0, 0] = np.arange(10)
     recorder = Recorder()
-    model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0, callbacks=[recorder])
+    model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0, callbacks=[recorder],
+              engine="layers")
     assert np.concatenate([b[:, 0, 0] for b in recorder.batches]).tolist() == list(range(10))
 
 

@@ -24,13 +24,12 @@ def keras_gradients(kmodel, x, y):
 
 
 def nn_gradients(model, x, y):
-    """nn's gradients on (x, y), through the public API: a step with lr = 0 moves no weight."""
+    """nn's gradients on (x, y) through the public API, which must move no weight."""
     before = model.get_weights()
-    model.compile(optimizer=nn.Adam(learning_rate=0.0))
-    loss, _ = model.train_on_batch(x, y)
+    loss, grads = model.gradients(x, y)
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)
-    return loss, [layer.grads[key] for layer in model.layers for key in layer.params]
+    return loss, grads
 
 
 def any_stack(dtype):
