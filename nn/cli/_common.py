@@ -1,0 +1,96 @@
+"""Shared by every command: checks that run before any work, argument types, the data."""
+
+import argparse
+import os
+
+from nn import kernels
+from nn.errors import InputError
+
+EPILOG = "Every command exits 0 on success, 1 when a check fails, 2 on bad input or missing data."
+OUTPUTS = ("model.npz", "history.json", "metrics.json", "curves.png")
+
+
+def check_out(out):
+    """Refuse --out unless it is a writable folder or one that can be created (nothing is created)."""
+    for name in OUTPUTS:
+        if os.path.isdir(os.path.join(out, name)):
+            raise InputError(f"--out {out} holds a directory named {name}; nn train writes a file there")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise InputError(f"--out {out} exists and is not a directory; give a folder for the results")
+    existing = os.path.abspath(out)
+    while not os.path.exists(existing):  # the nearest existing ancestor decides
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise InputError(f"--out {out} cannot be created: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"--out {out} is not writable ({existing} does not allow it)")
+
+
+def check_json(path):
+    """Refuse --json unless a file can be written there (checked before the long run)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise InputError(f"--json {path} is a directory; give a file name such as "
+                         f"{os.path.join(path, 'gradcheck.json')}")
+    if not os.path.isdir(folder):
+        raise InputError(f"--json {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise InputError(f"--json {path} is not writable")
+
+
+def check_backend(name):
+    """Resolve the backend now, so a bad $NN_BACKEND is refused before the data loads."""
+    try:
+        kernels.get_backend(name)
+    except InputError as exc:
+        if name is None and os.environ.get("NN_BACKEND"):
+            raise InputError(f"NN_BACKEND: {exc}") from None
+        raise
+
+
+def load_scaled_mnist(data_dir, dtype):
+    from nn.datasets import mnist
+    from nn.recipe import scale_images
+
+    (x_train, y_train), (x_test, y_test) = mnist.load_data(path=data_dir)
+    return (scale_images(x_train, dtype), y_train), (scale_images(x_test, dtype), y_test)
+
+
+def _int_from(low, words):
+    """An argparse type: an int >= low, described as `words` in the error."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected {words}, got {text!r}")
+        return value
+    return parse
+
+
+positive_int = _int_from(1, "a positive integer")
+seed = _int_from(0, "a non-negative integer")
+
+
+def split(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
+
+
+def common_parser():
+    """The options every command takes: --data-dir and --backend."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", default=None,
+                        help="folder with the MNIST IDX files or mnist.npz (default: $NN_DATA_DIR, "
+                             "the cache, then download)")
+    common.add_argument("--backend", choices=kernels.BACKENDS, default=None,
+                        help="kernel backend (default: $NN_BACKEND or the fastest installed)")
+    return common
