@@ -38,12 +38,10 @@ def measure(backend, width, batch_size, data, repeats):
 
 def plot(rows, path):
     """Time per example against FLOP per example (widths) and against batch size."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_w, ax_b) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig = Figure(figsize=(11, 4.2))
+    ax_w, ax_b = fig.subplots(1, 2)
     for backend in sorted({r["backend"] for r in rows}):
         widths = [r for r in rows if r["backend"] == backend and r["kind"] == "width"]
         batches = [r for r in rows if r["backend"] == backend and r["kind"] == "batch"]

@@ -1,16 +1,29 @@
-"""Training curves as in the notebook: loss and accuracy, training and validation."""
+"""Pictures: training curves as in the notebook, drawn on Figure objects.
 
-import matplotlib
+nn never changes matplotlib's global state: no backend switch, no pyplot
+figure manager. Each function draws on a new `matplotlib.figure.Figure`
+(which needs no display), saves it when given a path, and returns it, so a
+notebook can show it inline and a script can write it to a file.
+"""
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure
 
 
-def plot_history(history, path, title=None):
-    """Write a PNG with loss and accuracy per epoch (train solid, validation dashed)."""
+def save(fig, path, dpi=110):
+    """Write `fig` to `path` (PNG by its extension) and return it."""
+    fig.savefig(path, dpi=dpi)
+    return fig
+
+
+def plot_history(history, path=None, title=None):
+    """Loss and accuracy per epoch (train solid, validation dashed); saved to `path` if given.
+
+    history: a History or its `history` dict. Returns the Figure.
+    """
     h = history.history if hasattr(history, "history") else history
     epochs = range(1, len(h["loss"]) + 1)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    axes = fig.subplots(1, 2)
     for ax, key in zip(axes, ("loss", "accuracy")):
         if key not in h:
             continue
@@ -24,5 +37,4 @@ def plot_history(history, path, title=None):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return save(fig, path) if path is not None else fig

@@ -10,10 +10,8 @@ import os
 import sys
 
 import matplotlib
-
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure  # no pyplot: the caller's backend stays as it is
 
 #: log-scale floor: a step where the weights agree bit for bit is drawn here.
 FLOOR = 1e-18
@@ -22,8 +20,9 @@ _COLORMAPS = {"float32": "Blues", "float64": "Oranges"}
 
 def plot_curves(runs, path):
     """Loss and accuracy, training and validation, per epoch: nn wide and pale, Keras dashed."""
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True)
-    colors = plt.get_cmap("tab10")
+    fig = Figure(figsize=(12, 8))
+    axes = fig.subplots(2, 2, sharex=True)
+    colors = matplotlib.colormaps["tab10"]
     for i, r in enumerate(runs):
         epochs = [e["epoch"] for e in r["epochs"]]
         for ax, key in zip(axes.flat, ("loss", "val_loss", "accuracy", "val_accuracy")):
@@ -42,16 +41,17 @@ def plot_curves(runs, path):
                  "from the same weights and batches")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def plot_divergence(runs, path):
     """Largest weight difference relative to the largest weight, per step, log scale."""
-    fig, ax = plt.subplots(figsize=(12, 5))
+    fig = Figure(figsize=(12, 5))
+    ax = fig.subplots()
     dtypes = sorted({r["dtype"] for r in runs})
     for dtype in dtypes:
         these = [r for r in runs if r["dtype"] == dtype]
-        cmap = plt.get_cmap(_COLORMAPS.get(dtype, "Greys"))
+        cmap = matplotlib.colormaps[_COLORMAPS.get(dtype, "Greys")]
         for j, r in enumerate(these):
             curve = np.maximum(np.asarray(r["curves"]["weight_rel_diff"], dtype=float), FLOOR)
             ax.plot(np.arange(1, len(curve) + 1), curve, lw=0.7,
@@ -70,7 +70,7 @@ def plot_divergence(runs, path):
     ax.legend(fontsize=7, ncol=2, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def plot_all(runs, out_dir):
