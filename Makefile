@@ -26,6 +26,7 @@ train: $(VENV)/.installed
 	$(BIN)/python -m nn train --out $(OUT)
 
 test: $(VENV)/.installed-test
+	$(BIN)/python -m ruff check .
 	$(BIN)/python -m pytest
 
 clean:

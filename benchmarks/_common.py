@@ -112,7 +112,8 @@ def dense_chain(widths, backend, seed=0):
     """Flatten + Dense relu layers + Dense softmax with the given widths, compiled like the seed."""
     from nn import Dense, Flatten, Sequential
 
-    layers = [Flatten(input_shape=(28, 28) if widths[0] == 784 else (widths[0],))] + [Dense(n, "relu") for n in widths[1:-1]]
+    layers = [Flatten(input_shape=(28, 28) if widths[0] == 784 else (widths[0],))]
+    layers += [Dense(n, "relu") for n in widths[1:-1]]
     model = Sequential(layers + [Dense(widths[-1], "softmax")], seed=seed, backend=backend)
     model.compile()
     return model

@@ -102,7 +102,7 @@ def test_seed_architecture_passes_from_the_command_line(tmp_path, capsys):
 @pytest.mark.parametrize("seed", range(3), ids=lambda s: f"net{s}")
 def test_float32_gradients_pass_the_float32_bound(seed):
     model64, x, y = random_network(seed, softmax_layer=False)
-    model32 = Sequential([type(l)(**l.get_config()) for l in model64.layers], input_shape=model64.input_shape,
+    model32 = Sequential([type(lyr)(**lyr.get_config()) for lyr in model64.layers], input_shape=model64.input_shape,
                          dtype="float32", seed=seed)
     model32.compile()
     model64.set_weights([w.astype(np.float32).astype(np.float64) for w in model64.get_weights()])

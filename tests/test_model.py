@@ -146,7 +146,7 @@ def test_weights_round_trip_through_a_file(tmp_path, rng):
     with np.load(path, allow_pickle=False) as f:
         assert "config" in f.files
     loaded = load_model(path)
-    assert loaded.dtype == np.float64 and [type(l) for l in loaded.layers] == [type(l) for l in model.layers]
+    assert loaded.dtype == np.float64 and [type(a) for a in loaded.layers] == [type(b) for b in model.layers]
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), loaded.get_weights()))
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
     assert loaded.evaluate(x, y) == model.evaluate(x, y)

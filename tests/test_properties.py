@@ -24,7 +24,8 @@ def logits_of(dtype, bound, max_batch=16, max_classes=12):
 @given(data=st.data(), dtype=dtypes)
 def test_softmax_rows_sum_to_one_and_ignore_a_constant_shift(data, dtype):
     z = data.draw(logits_of(dtype, bound=20.0))
-    shift = data.draw(hnp.arrays(dtype, (z.shape[0], 1), elements=st.floats(-100, 100, width=np.dtype(dtype).itemsize * 8)))
+    width = np.dtype(dtype).itemsize * 8
+    shift = data.draw(hnp.arrays(dtype, (z.shape[0], 1), elements=st.floats(-100, 100, width=width)))
     p = k.softmax(z)
     # C probabilities, each within a few eps relative of exact: the sum is 1 within C * 4 eps.
     np.testing.assert_allclose(p.sum(axis=1), 1, rtol=0, atol=z.shape[1] * 4 * EPS[dtype])

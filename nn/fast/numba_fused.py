@@ -8,7 +8,7 @@ BLAS path below (dense_step), so every numba path rounds alike.
 import numpy as np
 from numba import njit
 
-from nn.fast.config import JIT, JIT_MATMUL
+from nn.fast.config import JIT
 
 
 @njit(**JIT)
@@ -42,7 +42,6 @@ def bias_sum(g, rows, out):
 @njit(**JIT)
 def xent_rows(logits, labels, rows, probs):
     """Softmax into probs and (sum of per-row cross-entropies, rows argmax-correct)."""
-    one = logits.dtype.type(1)
     loss_sum, correct = logits.dtype.type(0), 0
     for i in range(rows):
         z, p = logits[i], probs[i]

@@ -32,7 +32,7 @@ except ImportError as exc:
 NAME = "numba"  # the name nn.kernels knows this backend by
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _blas_thread_setter():
     """SciPy's OpenBLAS set_num_threads (the copy numba's np.dot calls), or None."""
     import ctypes

@@ -63,8 +63,8 @@ def _rows_times(cols, vals, n, matrix, o):
         for j in range(o.shape[0]):
             o[j] = o[j] + a0 * w0[j] + a1 * w1[j] + a2 * w2[j] + a3 * w3[j]
         c += 4
-    for c in range(c, n):
-        w0, a0 = matrix[cols[c]], vals[c]
+    for rest in range(c, n):
+        w0, a0 = matrix[cols[rest]], vals[rest]
         for j in range(o.shape[0]):
             o[j] += a0 * w0[j]
 

@@ -12,7 +12,8 @@ from numba import njit
 
 from nn.fast.config import JIT
 from nn.fast.numba_fused import dense_step, layout
-from nn.fast.numba_kernels import MAX_THREADS, threads  # noqa: F401  (the trainer's thread knob)
+from nn.fast.numba_kernels import MAX_THREADS
+from nn.fast.numba_kernels import threads as thread_counts  # noqa: F401  (the trainer's knob)
 from nn.fast.numba_sparse import nonzero_rows, sparse_step  # noqa: F401  (a step kernel)
 
 NAME = "numba"

@@ -42,7 +42,7 @@ def _threads(steps, count, sparse):
     large products get every core and numba none. Never both: two pools of
     spinning threads on the same cores slow each other down many times over.
     """
-    knob = getattr(steps, "threads", None)
+    knob = getattr(steps, "thread_counts", None)
     if knob is None:
         return contextlib.nullcontext()
     return knob(count, 1) if sparse else knob(1, count)
