@@ -49,8 +49,8 @@ def as_features(x, name, dtype, sample_shape=None):
     return out
 
 
-def as_labels(y, name, num_classes, n=None):
-    """y as an int64 vector of class indices in [0, num_classes), length n."""
+def as_labels(y, name, num_classes, n=None, other="x"):
+    """y as an int64 vector of class indices in [0, num_classes), length n (that of `other`)."""
     arr = _as_array(y, name)
     if arr.ndim == 2 and arr.shape[1] == 1:  # Keras accepts (N, 1) sparse labels
         arr = arr[:, 0]
@@ -64,7 +64,7 @@ def as_labels(y, name, num_classes, n=None):
     elif arr.dtype.kind not in "iub":
         raise InputError(f"{name} must hold integer class indices; got dtype {arr.dtype}")
     if n is not None and arr.shape[0] != n:
-        raise InputError(f"{name} has {arr.shape[0]} labels but x has {n} examples; they must match")
+        raise InputError(f"{name} has {arr.shape[0]} labels but {other} has {n}; they must match")
     lo, hi = arr.min(), arr.max()
     if lo < 0 or hi >= num_classes:
         raise InputError(

@@ -42,7 +42,7 @@ BAD_FIT = {
     "y-nan": (lambda x, y: (x, np.full(40, np.nan)), {}, "y must hold whole numbers"),
     "y-2d": (lambda x, y: (x, np.eye(10)[y]), {}, r"y must be a vector of class indices"),
     "y-strings": (lambda x, y: (x, y.astype(str)), {}, "y must hold integer class indices"),
-    "length-mismatch": (lambda x, y: (x, y[:39]), {}, "y has 39 labels but x has 40 examples"),
+    "length-mismatch": (lambda x, y: (x, y[:39]), {}, "y has 39 labels but x has 40; they must match"),
     "batch-size-0": (lambda x, y: (x, y), {"batch_size": 0}, "batch_size must be a positive integer"),
     "batch-size-negative": (lambda x, y: (x, y), {"batch_size": -32}, "batch_size must be a positive"),
     "batch-size-float": (lambda x, y: (x, y), {"batch_size": 32.5}, "batch_size must be a positive"),
