@@ -86,3 +86,18 @@ def test_a_file_that_is_not_a_model_is_refused(tmp_path):
     result = nn("evaluate", str(bad))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "is not an nn model file" in result.stderr
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_evaluate_prints_the_per_class_report_that_metrics_json_holds(trained):
+    _, out = trained
+    report = json.loads((out / "metrics.json").read_text())["classification"]
+    assert [row["class"] for row in report["classes"]] == list(range(10))
+    assert sum(map(sum, report["confusion_matrix"])) == 10000
+    result = nn("evaluate", str(out / "model.npz"))
+    assert result.returncode == 0, result.stderr
+    for row in report["classes"]:  # the same figures, as sklearn's classification_report prints them
+        assert (f"{row['name']:>12} {row['precision']:>9.4f} {row['recall']:>9.4f} "
+                f"{row['f1']:>9.4f} {row['support']:>9d}") in result.stdout
+    assert "rows: true class, columns: predicted class" in result.stdout

@@ -30,6 +30,7 @@ def add_parser(sub, common):
 
 def run(args):
     """Train the seed recipe; write model, history, metrics and curves to --out."""
+    from nn.metrics import evaluate_classes
     from nn.plotting import plot_history
     from nn.recipe import seed_model
     from nn.saving import save_model
@@ -51,6 +52,7 @@ def run(args):
         "engine": history.engine,
         "dtype": model.dtype.name, "python": platform.python_version(),
         "numpy": np.__version__, "machine": platform.machine(),
+        "classification": evaluate_classes(model, x_test, y_test),  # per class, as nn evaluate prints
     }
     try:  # only now: a run that fails earlier leaves no empty folder behind
         os.makedirs(args.out, exist_ok=True)
