@@ -24,12 +24,16 @@ def add_parser(sub, common):
     train.add_argument("--engine", choices=ENGINES, default=None,
                        help="layers: the teaching path, layer by layer; fused: whole chunks of "
                             "steps in one call (default: fused on numba, layers on numpy)")
+    train.add_argument("--diagnostics", nargs="?", type=positive_int, const=0, default=None, metavar="N",
+                       help="record per-layer gradient and weight norms, update ratios and dead ReLUs "
+                            "into history.json (nn.diagnostics) each epoch, and every N steps if given")
     train.add_argument("--out", default="runs/train", help="output folder (default: runs/train)")
     train.set_defaults(func=run)
 
 
 def run(args):
     """Train the seed recipe; write model, history, metrics and curves to --out."""
+    from nn.diagnostics import Diagnostics
     from nn.metrics import evaluate_classes
     from nn.plotting import plot_history
     from nn.recipe import seed_model
@@ -40,8 +44,11 @@ def run(args):
     (x_train, y_train), (x_test, y_test) = load_scaled_mnist(args.data_dir, args.dtype)
     model = seed_model(seed=args.seed, dtype=args.dtype, backend=args.backend)
     start = time.perf_counter()
+    callbacks = None if args.diagnostics is None else [  # probe: the first 512 training images
+        Diagnostics(x_train[:512], y_train[:512], every=args.diagnostics or None)]
     history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                        validation_split=args.validation_split, verbose=1, engine=args.engine)
+                        validation_split=args.validation_split, verbose=1, engine=args.engine,
+                        callbacks=callbacks)
     train_seconds = time.perf_counter() - start
     test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=args.batch_size)
     print(f"Test accuracy: {test_accuracy:.4f} - test loss: {test_loss:.4f}")
