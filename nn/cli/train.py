@@ -37,6 +37,7 @@ def run(args):
     from nn.metrics import evaluate_classes
     from nn.plotting import plot_history
     from nn.recipe import seed_model
+    from nn.report import write_pictures
     from nn.saving import save_model
 
     check_out(args.out)  # before the run: a bad --out must not cost a whole training
@@ -72,5 +73,7 @@ def run(args):
         json.dump(metrics, f, indent=1)
     plot_history(history, os.path.join(args.out, "curves.png"),
                  title=f"seed recipe, seed {args.seed}, test accuracy {test_accuracy:.4f}")
-    print(f"Wrote model.npz, history.json, metrics.json and curves.png to {args.out}")
+    pictures = write_pictures(args.out, model, history, x_test, y_test)
+    print(f"Wrote model.npz, history.json, metrics.json, curves.png and {len(pictures)} more pictures "
+          f"({', '.join(os.path.basename(p) for p in pictures)}) to {args.out}")
     return 0
