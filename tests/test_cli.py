@@ -156,3 +156,48 @@ def test_plot_refuses_what_is_not_a_finished_run(tmp_path, setup, message):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], lines
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing drawn, nothing left behind
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_predict_reads_digit_files_and_gives_the_models_predictions(trained, mnist, tmp_path):
+    from PIL import Image
+
+    from nn.recipe import scale_images
+    from nn.saving import load_model
+
+    _, out = trained
+    _, (x_test, _) = mnist
+    model = load_model(out / "model.npz")
+    probs = model.predict(scale_images(x_test[:40]))
+    sure = np.flatnonzero(probs.max(axis=1) > 0.99)[:6]  # see tests/test_images.py
+    files = []
+    for i in sure:
+        files.append(tmp_path / f"{i}.png")
+        Image.fromarray(x_test[i]).save(files[-1])
+        files.append(tmp_path / f"{i}-inverted-big.jpg")
+        Image.fromarray(255 - x_test[i]).resize((100, 100), Image.BICUBIC).save(files[-1])
+    result = nn("predict", str(out / "model.npz"), *map(str, files), "--json", str(tmp_path / "p.json"))
+    assert result.returncode == 0, result.stderr
+    predictions = json.loads((tmp_path / "p.json").read_text())
+    assert [p["digit"] for p in predictions] == [int(probs[i].argmax()) for i in sure for _ in (0, 1)]
+    for p, line in zip(predictions, result.stdout.splitlines()):
+        assert line.startswith(f"{p['image']}: {p['digit']} ")
+        assert len(p["probabilities"]) == 10 and abs(sum(p["probabilities"]) - 1) < 1e-5
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "is an empty file"), (b"GIF89a but not really", "is not an image Pillow can read"),
+], ids=["empty", "not-an-image"])
+def test_predict_refuses_what_is_not_an_image(tmp_path, content, message):
+    from nn import Dense, Flatten, Sequential, save_model
+
+    model = Sequential([Flatten(input_shape=(28, 28)), Dense(10, "softmax")], seed=0)
+    save_model(model, tmp_path / "model.npz")
+    (tmp_path / "bad.png").write_bytes(content)
+    result = nn("predict", str(tmp_path / "model.npz"), str(tmp_path / "bad.png"),
+                "--json", str(tmp_path / "p.json"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], lines
+    assert result.stdout == "" and not (tmp_path / "p.json").exists()
