@@ -103,13 +103,17 @@ def _is_relu(layer):
     return isinstance(layer, ReLU) or (isinstance(layer, Dense) and layer.activation == "relu")
 
 
-def float64_twin(model):
-    """A float64 copy of a compiled model (same layers, names and weights), for finite differences."""
+def float64_twin(model, backend="numpy"):
+    """A float64 copy of a compiled model (same layers, names and weights), for finite differences.
+
+    On the NumPy backend by default: the finite differences need the loss
+    to float64 accuracy, not speed, and NumPy's BLAS is the faster there.
+    """
     from nn.model import Sequential
 
     layers = [type(layer)(**layer.get_config()) for layer in model.layers]
     twin = Sequential(layers, input_shape=model.input_shape, dtype="float64",
-                      backend=model.backend_name, name=model.name)
+                      backend=backend, name=model.name)
     twin.compile(loss=type(model.loss)(**model.loss.get_config()), metrics=model.metrics)
     twin.set_weights([w.astype(np.float64) for w in model.get_weights()])
     return twin
@@ -180,7 +184,8 @@ def inspect(model, x, y, samples=50, seed=0):
     """One training step on (x, y), inspected layer by layer, as plain data (JSON-ready).
 
     x (B, *input_shape), y (B,) int labels; the model must be built and
-    compiled. Returns {"loss", "batch_size", "layers": [...]}, each entry:
+    compiled. Returns {"loss", "batch_size", "adam_iterations" (the steps
+    Adam's state has taken; 0: zero moments), "layers": [...]}, each entry:
 
     - "name", "class", "input_shape", "output_shape" (per example, lists);
     - "activation": mean, std, min, max of the layer's output over the batch,
@@ -221,7 +226,8 @@ def inspect(model, x, y, samples=50, seed=0):
                         "output_shape": list(e["output"].shape[1:]),
                         "activation": _stats(e["output"], _is_relu(layer)),
                         "grad_in_norm": _norm(e["grad_output"]), "params": params})
-    return {"loss": t["loss"], "batch_size": len(y), "layers": entries}
+    return {"loss": t["loss"], "batch_size": len(y), "adam_iterations": model.optimizer.iterations,
+            "layers": entries}
 
 
 def _positive(value, name):

@@ -128,3 +128,18 @@ def test_cli_inspects_the_seed_network_and_writes_the_issues_schema(tmp_path, ca
         for p in e["params"].values():
             assert {"grad_norm", "gradcheck_rel_error", "update_ratio"} <= set(p)
     assert set(report["layers"][1]["params"]) == {"kernel", "bias"}
+
+
+@pytest.mark.data
+def test_cli_inspects_a_saved_model(tmp_path, capsys):
+    from nn import save_model
+
+    model = Sequential([Flatten(input_shape=(28, 28)), Dense(16, "relu"), Dense(10, "softmax")], seed=2)
+    model.compile()
+    save_model(model, tmp_path / "model.npz")
+    assert main(["inspect", str(tmp_path / "model.npz"), "--examples", "8", "--samples", "5",
+                 "--json", str(tmp_path / "i.json")]) == 0
+    assert "model files hold no Adam state" in capsys.readouterr().out
+    report = json.loads((tmp_path / "i.json").read_text())
+    assert report["batch_size"] == 8 and report["adam_iterations"] == 0
+    assert [e["output_shape"] for e in report["layers"]] == [[784], [16], [10]]

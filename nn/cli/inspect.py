@@ -53,8 +53,10 @@ def print_report(report, describe, print_fn=print):
                  f"{'x'.join(map(str, e['output_shape'])):>10}{a['mean']:>11.4f}{a['std']:>11.4f}"
                  f"{a['min']:>11.4f}{a['max']:>11.4f}{dead:>8}")
     print_fn("")
+    state = ("from zero moments: the size of a first step, about the learning rate per entry"
+             if not report["adam_iterations"] else f"after {report['adam_iterations']} steps")
     print_fn("Backward (|.| is the L2 norm; gradcheck: worst relative error on the sampled entries; "
-             "update ratio: |dw| / |w| of one Adam step)")
+             f"update ratio: |dw| / |w| of one Adam step, {state})")
     print_fn(f"{'layer':<12}{'|grad in|':>11}  {'param':<8}{'|grad|':>11}{'gradcheck':>11}"
              f"{'tolerance':>11}{'|w|':>11}{'|dw|':>11}{'update ratio':>14}")
     for e in reversed(layers):
@@ -102,7 +104,7 @@ def run(args):
         model = load_model(args.model, backend=args.backend)
         if model.loss is None:
             model.compile()
-        describe = f"{args.model}"
+        describe = f"{args.model} (model files hold no Adam state)"
     from nn.datasets import mnist
 
     _, (x_test, y_test) = mnist.load_data(path=args.data_dir, verbose=False)
