@@ -24,14 +24,20 @@ def add_parser(sub, common):
     train.add_argument("--engine", choices=ENGINES, default=None,
                        help="layers: the teaching path, layer by layer; fused: whole chunks of "
                             "steps in one call (default: fused on numba, layers on numpy)")
+    train.add_argument("--diagnostics", nargs="?", type=positive_int, const=0, default=None, metavar="N",
+                       help="record per-layer gradient and weight norms, update ratios and dead ReLUs "
+                            "into history.json (nn.diagnostics) each epoch, and every N steps if given")
     train.add_argument("--out", default="runs/train", help="output folder (default: runs/train)")
     train.set_defaults(func=run)
 
 
 def run(args):
     """Train the seed recipe; write model, history, metrics and curves to --out."""
+    from nn.diagnostics import Diagnostics
+    from nn.metrics import evaluate_classes
     from nn.plotting import plot_history
     from nn.recipe import seed_model
+    from nn.report import write_pictures
     from nn.saving import save_model
 
     check_out(args.out)  # before the run: a bad --out must not cost a whole training
@@ -39,8 +45,11 @@ def run(args):
     (x_train, y_train), (x_test, y_test) = load_scaled_mnist(args.data_dir, args.dtype)
     model = seed_model(seed=args.seed, dtype=args.dtype, backend=args.backend)
     start = time.perf_counter()
+    callbacks = None if args.diagnostics is None else [  # probe: the first 512 training images
+        Diagnostics(x_train[:512], y_train[:512], every=args.diagnostics or None)]
     history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                        validation_split=args.validation_split, verbose=1, engine=args.engine)
+                        validation_split=args.validation_split, verbose=1, engine=args.engine,
+                        callbacks=callbacks)
     train_seconds = time.perf_counter() - start
     test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=args.batch_size)
     print(f"Test accuracy: {test_accuracy:.4f} - test loss: {test_loss:.4f}")
@@ -51,6 +60,7 @@ def run(args):
         "engine": history.engine,
         "dtype": model.dtype.name, "python": platform.python_version(),
         "numpy": np.__version__, "machine": platform.machine(),
+        "classification": evaluate_classes(model, x_test, y_test),  # per class, as nn evaluate prints
     }
     try:  # only now: a run that fails earlier leaves no empty folder behind
         os.makedirs(args.out, exist_ok=True)
@@ -63,5 +73,7 @@ def run(args):
         json.dump(metrics, f, indent=1)
     plot_history(history, os.path.join(args.out, "curves.png"),
                  title=f"seed recipe, seed {args.seed}, test accuracy {test_accuracy:.4f}")
-    print(f"Wrote model.npz, history.json, metrics.json and curves.png to {args.out}")
+    pictures = write_pictures(args.out, model, history, x_test, y_test)
+    print(f"Wrote model.npz, history.json, metrics.json, curves.png and {len(pictures)} more pictures "
+          f"({', '.join(os.path.basename(p) for p in pictures)}) to {args.out}")
     return 0
