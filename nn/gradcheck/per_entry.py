@@ -1,4 +1,6 @@
-"""Gradient checking: every analytic gradient against central finite differences.
+"""Teaching path: the per-entry gradient check, one forward per stencil point, the reference.
+
+The fast checks (nn.gradcheck.batched) are held to this one entry for entry.
 
 Everything runs in float64. For each array (a layer's input, each parameter)
 the numerical gradient of a scalar function f is the fourth-order central
@@ -67,6 +69,11 @@ class ArrayCheck:
     checked: int = 0
     below_floor: int = 0
     kinks: list = field(default_factory=list)
+    # Every entry, for the failure table and the tests (not in as_dict):
+    analytic_values: np.ndarray = field(default=None, repr=False)
+    numeric_values: np.ndarray = field(default=None, repr=False)  # NaN where excluded at a kink
+    errors: np.ndarray = field(default=None, repr=False)  # each entry's err_i, NaN at kinks
+    floor: float = 0.0  # below it an entry is held to tolerance * floor absolute
 
     @property
     def passed(self):
@@ -82,6 +89,21 @@ class ArrayCheck:
         return (f"{status} {self.name:<28} worst rel. error {self.worst_error:.2e} {where} "
                 f"({self.checked} checked, {self.below_floor} below floor{kinks})")
 
+
+    def worst_entries(self, count=10):
+        """The `count` entries with the largest errors: (index, analytic, numeric, abs, rel)."""
+        if self.errors is None:
+            return []
+        errors = np.where(np.isnan(self.errors), -1.0, self.errors).reshape(-1)
+        rows = []
+        for flat in np.argsort(-errors, kind="stable")[:count]:
+            if errors[flat] < 0:
+                break
+            a = float(self.analytic_values.reshape(-1)[flat])
+            n = float(self.numeric_values.reshape(-1)[flat])
+            index = tuple(int(j) for j in np.unravel_index(flat, self.shape))
+            rows.append((index, a, n, abs(a - n), float(errors[flat])))
+        return rows
 
     def as_dict(self):
         """JSON-ready fields."""
@@ -105,11 +127,11 @@ def compare(name, analytic, evaluate, target, layers, noise=NOISE, tolerance=TOL
     """
     f0 = evaluate()
     base = _activation_pattern(layers)
-    floor = noise / tolerance * max(abs(f0), 1.0)
-    report = ArrayCheck(name, tuple(target.shape), tolerance)
-    flat, a_flat = target.reshape(-1), np.asarray(analytic, np.float64).reshape(-1)
+    flat = target.reshape(-1)
     if not np.shares_memory(flat, target):
         raise InputError(f"{name}: the array to perturb must be contiguous")
+    numeric = np.empty(flat.size)
+    kinks = np.zeros(flat.size, bool)
     for i in range(flat.size):
         orig, total, kink = flat[i], 0.0, False
         for steps, weight in _STENCIL:
@@ -117,26 +139,105 @@ def compare(name, analytic, evaluate, target, layers, noise=NOISE, tolerance=TOL
             total += weight * evaluate()
             kink = kink or _activation_pattern(layers) != base
         flat[i] = orig
-        numeric = total / (12 * STEP)
-        index = tuple(int(j) for j in np.unravel_index(i, target.shape))
-        if kink:
-            report.kinks.append(index)
-            continue
-        a = a_flat[i]
-        denom = max(abs(a), abs(numeric), floor)
-        report.checked += 1
-        report.below_floor += int(denom == floor)
-        err = float(abs(a - numeric) / denom)
-        if err > report.worst_error or report.checked == 1:
-            report.worst_error, report.worst_index = err, index
-            report.analytic, report.numeric = float(a), float(numeric)
+        numeric[i], kinks[i] = total / (12 * STEP), kink
+    return report_from_arrays(name, analytic, numeric.reshape(target.shape), kinks.reshape(target.shape),
+                              f0, noise, tolerance)
+
+
+def report_from_arrays(name, analytic, numeric, kinks, f0, noise=NOISE, tolerance=TOLERANCE, relative_floor=0.0):
+    """The ArrayCheck of analytic against numeric (same shape); kinks: bool mask of excluded entries.
+
+    err_i = |a - n| / max(|a|, |n|, floor) with floor = noise / tolerance *
+    max(|f0|, 1) (see the module docstring), or relative_floor times the
+    array's largest |analytic| if that is larger (the complex step's floor,
+    see nn.gradcheck.batched); 0 where both values and the floor are 0.
+    """
+    analytic = np.asarray(analytic, np.float64)
+    numeric = np.asarray(numeric, np.float64)
+    floor = noise / tolerance * max(abs(f0), 1.0)
+    if analytic.size:
+        floor = max(floor, relative_floor * float(np.abs(analytic).max()))
+    denom = np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), floor)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        errors = np.where(denom > 0, np.abs(analytic - numeric) / denom, 0.0)
+    errors[kinks] = np.nan
+    report = ArrayCheck(name, tuple(analytic.shape), tolerance, analytic_values=analytic,
+                        numeric_values=np.where(kinks, np.nan, numeric), errors=errors, floor=floor)
+    checked = ~kinks
+    report.checked = int(checked.sum())
+    report.below_floor = int((denom[checked] == floor).sum())
+    report.kinks = [tuple(int(j) for j in idx) for idx in np.argwhere(kinks)]
+    if report.checked:
+        flat = int(np.argmax(np.where(checked, errors, -1.0).reshape(-1)))
+        report.worst_index = tuple(int(j) for j in np.unravel_index(flat, analytic.shape))
+        report.worst_error = float(errors.reshape(-1)[flat])
+        report.analytic = float(analytic.reshape(-1)[flat])
+        report.numeric = float(numeric.reshape(-1)[flat])
     return report
 
 
-def _require_float64(*arrays):
+WHY_FLOAT64 = ("finite differences need float64: float32 rounds f to about 6e-8 of its size, and "
+               "(f(w + h) - f(w - h)) / 2h turns that into an error of 6e-8 |f| / h, 6e-5 for "
+               "h = 1e-3, as large as the gradient errors the check must find")
+
+
+def _require_float64(what, *arrays):
     for arr in arrays:
-        if arr.dtype != np.float64:
-            raise InputError(f"gradcheck runs in float64; got a {arr.dtype} array (build with dtype='float64')")
+        if not isinstance(arr, np.ndarray) or arr.dtype != np.float64:
+            dtype = getattr(arr, "dtype", type(arr).__name__)
+            raise InputError(f"{what} holds {dtype} values; {WHY_FLOAT64}. Build it with dtype='float64'")
+
+
+def prepare_layer(layer, x, rng):
+    """Refuse what check_layer cannot check; return x as a float64 copy (the caller's is not touched)."""
+    if not isinstance(layer, Layer):
+        raise InputError(f"layer must be an nn.layers.Layer; got {type(layer).__name__}")
+    params, grads = getattr(layer, "params", None), getattr(layer, "grads", None)
+    if not isinstance(params, dict) or not isinstance(grads, dict):
+        raise InputError(f"layer {layer.name} has no params/grads dicts; the Layer interface needs "
+                         "self.params and self.grads (name -> array, the same keys; empty if none)")
+    if not layer.built:
+        raise ModelError(f"layer {layer.name} is not built: call layer.build(input_shape, rng, "
+                         "'float64') or check it inside a built model")
+    if not isinstance(rng, np.random.Generator):
+        raise InputError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)); "
+                         f"got {type(rng).__name__}")
+    _require_float64(f"layer {layer.name}'s params", *params.values())
+    x = _checks.as_features(x, "x", np.float64, layer.input_shape).copy()
+    out = layer.forward(x)
+    if not isinstance(out, np.ndarray) or out.dtype != np.float64 or len(out) != len(x):
+        raise InputError(f"layer {layer.name}'s forward must return a float64 array with one row per "
+                         f"example; got {getattr(out, 'dtype', type(out).__name__)} "
+                         f"{getattr(out, 'shape', '')}")
+    saved, grads_before = dict(vars(layer)), dict(grads)
+    try:  # a trial backward, to see that grads match params; the layer is put back after
+        layer.forward(x, training=True)
+        layer.backward(np.zeros_like(out))
+        filled = {k: np.shape(g) for k, g in layer.grads.items()}
+    finally:
+        vars(layer).clear()
+        vars(layer).update(saved)
+        grads.clear()
+        grads.update(grads_before)
+    if set(filled) != set(params) or any(filled[k] != params[k].shape for k in params):
+        raise InputError(f"layer {layer.name}'s backward must fill grads with the keys and shapes of "
+                         f"params ({ {k: p.shape for k, p in params.items()} }); got "
+                         f"{filled}")
+    return x
+
+
+def prepare_model(model, x, y, analytic_model=None):
+    """Refuse what check_model cannot check; return (x, y, analytic gradients, (noise, tolerance))."""
+    _require_float64("the model", np.empty(0, model.dtype))
+    x, y = model._clean(x, y, build=True)
+    model._require(compiled=True)
+    bounds = (NOISE, TOLERANCE)
+    if analytic_model is None:
+        analytic = _analytic_model_grads(model, x, y)
+    else:
+        analytic = _analytic_model_grads(analytic_model, x.astype(analytic_model.dtype), y)
+        bounds = FLOAT32 if analytic_model.dtype == np.float32 else bounds
+    return x, y, analytic, bounds
 
 
 def check_layer(layer, x, rng):
@@ -146,17 +247,8 @@ def check_layer(layer, x, rng):
     backward(dout) must return df/dx and fill grads with df/dparam. x: (N,
     *layer.input_shape); rng: a np.random.Generator, which draws dout.
     """
-    if not isinstance(layer, Layer):
-        raise InputError(f"layer must be an nn.layers.Layer; got {type(layer).__name__}")
-    if not layer.built:
-        raise ModelError(f"layer {layer.name} is not built: call layer.build(input_shape, rng, "
-                         "'float64') or check it inside a built model")
-    if not isinstance(rng, np.random.Generator):
-        raise InputError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)); "
-                         f"got {type(rng).__name__}")
     # A copy: compare() perturbs x in place, and the caller's array must not change.
-    x = _checks.as_features(x, "x", np.float64, layer.input_shape).copy()
-    _require_float64(*layer.params.values())
+    x = prepare_layer(layer, x, rng)
     dout = rng.standard_normal(layer.forward(x).shape)
     needs = getattr(layer, "needs_input_grad", True)
     if hasattr(layer, "needs_input_grad"):
@@ -185,16 +277,7 @@ def check_model(model, x, y, analytic_model=None):
     gradients are then the ones checked (against float64 finite differences),
     with the float32 bounds FLOAT32 instead of (NOISE, TOLERANCE).
     """
-    if model.dtype != np.float64:
-        raise InputError("gradcheck runs in float64; build the model with dtype='float64'")
-    x, y = model._clean(x, y, build=True)
-    model._require(compiled=True)
-    bounds = (NOISE, TOLERANCE)
-    if analytic_model is None:
-        analytic = _analytic_model_grads(model, x, y)
-    else:
-        analytic = _analytic_model_grads(analytic_model, x.astype(analytic_model.dtype), y)
-        bounds = FLOAT32 if analytic_model.dtype == np.float32 else bounds
+    x, y, analytic, bounds = prepare_model(model, x, y, analytic_model)
     layers = model._logit_layers()
 
     def evaluate():
@@ -202,48 +285,6 @@ def check_model(model, x, y, analytic_model=None):
 
     return [compare(f"model:{layer.name}.{key}", g, evaluate, layer.params[key], layers, *bounds)
             for (layer, key), g in zip(model.parameter_refs(), analytic)]
-
-
-def check_seed_architecture(examples=4, seed=0, dtype="float64", backend=None, data_dir=None):
-    """Check every layer and every model parameter of the seed network on MNIST examples.
-
-    Returns (reports, seconds). examples: how many of the first training
-    images, 1 to 60000. dtype is the dtype of the analytic gradients.
-    """
-    import time
-
-    from nn.datasets import mnist
-    from nn.recipe import scale_images, seed_model
-
-    examples = _checks.positive_int(examples, "examples")
-    available = mnist.SHAPES[mnist.TRAIN_IMAGES][0]
-    if examples > available:
-        raise InputError(f"examples must be at most {available}, the training images; "
-                         f"got {examples}")
-    start = time.perf_counter()
-    (x_train, y_train), _ = mnist.load_data(path=data_dir, verbose=False)
-    x = scale_images(x_train[:examples], dtype).astype(np.float64)  # float32-exact if dtype is
-    y = y_train[:examples]
-    analytic = seed_model(seed=seed, dtype=dtype, backend=backend)
-    model = seed_model(seed=seed, dtype="float64", backend=backend)
-    model.set_weights([w.astype(np.float64) for w in analytic.get_weights()])
-    reports = []
-    if analytic.dtype == np.float64:
-        rng = np.random.default_rng(seed)
-        h = x
-        for layer in model.layers:  # each layer at the input it sees in the network
-            reports += check_layer(layer, h, rng)
-            h = layer.forward(h)
-    reports += check_model(model, x, y, None if analytic.dtype == np.float64 else analytic)
-    return reports, time.perf_counter() - start
-
-
-def worst(reports):
-    """The report with the largest error (reports: a non-empty list of ArrayCheck)."""
-    reports = list(reports)
-    if not reports:
-        raise InputError("reports is empty: there is no worst of no checks")
-    return max(reports, key=lambda r: r.worst_error)
 
 
 def _analytic_model_grads(model, x, y):
