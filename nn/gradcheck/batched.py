@@ -47,8 +47,8 @@ nn.gradcheck.per_entry does, and return the same ArrayCheck reports.
 import numpy as np
 
 from nn.errors import InputError
-from nn.gradcheck.per_entry import (_STENCIL, NOISE, STEP, TOLERANCE, prepare_layer, prepare_model,
-                                    report_from_arrays)
+from nn.gradcheck.per_entry import (_STENCIL, NOISE, STEP, TOLERANCE, kept, prepare_layer,
+                                    prepare_model, report_from_arrays)
 from nn.kernels import numpy_kernels as spec
 from nn.layers import Dense, Flatten, ReLU, Softmax
 
@@ -287,21 +287,6 @@ def _method(method):
     return method
 
 
-def _restored(obj):
-    """A context that puts back every attribute of `obj` (caches, backend) afterwards."""
-    saved = dict(vars(obj))
-
-    class _Restore:
-        def __enter__(self):
-            return obj
-
-        def __exit__(self, *exc):
-            vars(obj).clear()
-            vars(obj).update(saved)
-
-    return _Restore()
-
-
 def check_layer_fast(layer, x, rng, method="fd"):
     """As per_entry.check_layer (fake loss sum(forward(x) * dout)), batched; method "fd" or "complex".
 
@@ -311,8 +296,8 @@ def check_layer_fast(layer, x, rng, method="fd"):
     """
     _method(method)
     x = prepare_layer(layer, x, rng)
-    dout = rng.standard_normal(layer.forward(x).shape)
-    with _restored(layer):
+    with kept(layer):
+        dout = rng.standard_normal(layer.forward(x).shape)
         if hasattr(layer, "needs_input_grad"):
             layer.needs_input_grad = True
         layer.forward(x, training=True)

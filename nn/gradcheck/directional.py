@@ -18,7 +18,7 @@ found more surely by the entry-by-entry checks.
 
 import numpy as np
 
-from nn.gradcheck.per_entry import (_STENCIL, NOISE, STEP, TOLERANCE, _activation_pattern, prepare_layer,
+from nn.gradcheck.per_entry import (_STENCIL, NOISE, STEP, TOLERANCE, _activation_pattern, kept, prepare_layer,
                                     prepare_model, report_from_arrays)
 
 DIRECTIONS = 8  # per array: each costs four forward passes
@@ -49,9 +49,8 @@ def _directional(name, analytic, evaluate, target, layers, rng, count, noise, to
 def check_layer_directional(layer, x, rng, count=DIRECTIONS):
     """check_layer along `count` random directions per array; rng draws dout and the directions."""
     x = prepare_layer(layer, x, rng)
-    dout = rng.standard_normal(layer.forward(x).shape)
-    saved = dict(vars(layer))
-    try:
+    with kept(layer):
+        dout = rng.standard_normal(layer.forward(x).shape)
         if hasattr(layer, "needs_input_grad"):
             layer.needs_input_grad = True
         layer.forward(x, training=True)
@@ -65,9 +64,6 @@ def check_layer_directional(layer, x, rng, count=DIRECTIONS):
         for key, param in layer.params.items():
             reports.append(_directional(f"{layer.name}.{key}", grads[key], evaluate, param, [layer], rng,
                                         count, NOISE, TOLERANCE))
-    finally:
-        vars(layer).clear()
-        vars(layer).update(saved)
     return reports
 
 

@@ -34,6 +34,7 @@ finite differences mean nothing. Such entries are excluded from the error and
 listed in the report, never dropped silently.
 """
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 
@@ -188,6 +189,22 @@ def _require_float64(what, *arrays):
             raise InputError(f"{what} holds {dtype} values; {WHY_FLOAT64}. Build it with dtype='float64'")
 
 
+@contextlib.contextmanager
+def kept(layer):
+    """Run the block, then put back every attribute of `layer` and the contents of its grads dict."""
+    saved = dict(vars(layer))
+    grads = saved.get("grads")
+    grads_before = dict(grads) if isinstance(grads, dict) else None
+    try:
+        yield layer
+    finally:
+        vars(layer).clear()
+        vars(layer).update(saved)
+        if grads_before is not None:
+            grads.clear()
+            grads.update(grads_before)
+
+
 def prepare_layer(layer, x, rng):
     """Refuse what check_layer cannot check; return x as a float64 copy (the caller's is not touched)."""
     if not isinstance(layer, Layer):
@@ -202,23 +219,19 @@ def prepare_layer(layer, x, rng):
     if not isinstance(rng, np.random.Generator):
         raise InputError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)); "
                          f"got {type(rng).__name__}")
+    if layer.dtype is not None and np.dtype(layer.dtype) != np.float64:
+        raise InputError(f"layer {layer.name} is built for {np.dtype(layer.dtype).name}; {WHY_FLOAT64}. "
+                         "Build it with dtype='float64'")
     _require_float64(f"layer {layer.name}'s params", *params.values())
     x = _checks.as_features(x, "x", np.float64, layer.input_shape).copy()
-    out = layer.forward(x)
-    if not isinstance(out, np.ndarray) or out.dtype != np.float64 or len(out) != len(x):
-        raise InputError(f"layer {layer.name}'s forward must return a float64 array with one row per "
-                         f"example; got {getattr(out, 'dtype', type(out).__name__)} "
-                         f"{getattr(out, 'shape', '')}")
-    saved, grads_before = dict(vars(layer)), dict(grads)
-    try:  # a trial backward, to see that grads match params; the layer is put back after
-        layer.forward(x, training=True)
+    with kept(layer):  # a trial pass, to see that grads match params
+        out = layer.forward(x, training=True)
+        if not isinstance(out, np.ndarray) or out.dtype != np.float64 or len(out) != len(x):
+            raise InputError(f"layer {layer.name}'s forward must return a float64 array with one row "
+                             f"per example; got {getattr(out, 'dtype', type(out).__name__)} "
+                             f"{getattr(out, 'shape', '')}")
         layer.backward(np.zeros_like(out))
         filled = {k: np.shape(g) for k, g in layer.grads.items()}
-    finally:
-        vars(layer).clear()
-        vars(layer).update(saved)
-        grads.clear()
-        grads.update(grads_before)
     if set(filled) != set(params) or any(filled[k] != params[k].shape for k in params):
         raise InputError(f"layer {layer.name}'s backward must fill grads with the keys and shapes of "
                          f"params ({ {k: p.shape for k, p in params.items()} }); got "
