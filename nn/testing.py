@@ -81,7 +81,7 @@ def describe_bounds(method):
     """One sentence: the step and the tolerances of `method`."""
     if method == "complex":
         return (f"complex step h = {batched.COMPLEX_STEP:.0e}; entries held to {batched.COMPLEX_TOLERANCE:.0e} "
-                f"relative, those below {batched.COMPLEX_FLOOR:.0e} of their array's largest |gradient| "
+                f"relative, those below {batched.COMPLEX_FLOOR:.0e} * max(largest |gradient| of the array, |f|, 1) "
                 f"to {batched.COMPLEX_TOLERANCE:.0e} of that floor absolute")
     how = "along random unit directions" if method == "directional" else "per entry"
     return (f"fourth-order central differences {how}, step h = {per_entry.STEP:.0e}; held to "

@@ -52,18 +52,21 @@ from nn.gradcheck.per_entry import (_STENCIL, NOISE, STEP, TOLERANCE, kept, prep
 from nn.kernels import numpy_kernels as spec
 from nn.layers import Dense, Flatten, ReLU, Softmax
 
-#: Complex step and its bound. There is no noise floor from the method, but
-#: the float64 gradients themselves are exact only to a few units of
-#: rounding (eps = 2.2e-16) of the largest terms of their sums: an entry that
-#: is a small difference of terms of the array's largest size M carries an
-#: absolute error of several eps * M, in the analytic gradient as much as in
-#: the complex step (on the seed network, against an 80-bit long-double
-#: backprop, the float64 analytic gradient of model:dense.kernel is itself
-#: off by 2.6e-12 relative at its most cancelled entry). So entries above
-#: COMPLEX_FLOOR * M = M / 100 are held to COMPLEX_TOLERANCE = 1e-13
-#: relative, and smaller ones, exact zeros included, to an absolute
-#: 1e-13 * M / 100 = 1e-15 M, about 4.5 eps * M (the worst measured on the seed
-#: network is 2.7 eps * M); exact zeros on both sides count as equal.
+#: Complex step and its bound. The method has no noise floor, but the
+#: float64 gradients themselves are exact only to a few units of rounding
+#: (eps = 2.2e-16) of the terms they are summed from: an entry that is a
+#: small difference of large terms carries that absolute error, in the
+#: analytic gradient as much as in the complex step. (On the seed network,
+#: against an 80-bit long-double backprop, the float64 analytic gradient of
+#: model:dense.kernel is itself off by 2.6e-12 relative at its most cancelled
+#: entry, -4.0e-7; a degenerate net whose logits are all 0 has bias gradients
+#: that are pure rounding, 3e-17 where the truth is 0.) The terms are of the
+#: size of the array's largest gradient M or of F = max(|f|, 1), so entries
+#: above COMPLEX_FLOOR * max(M, F) are held to COMPLEX_TOLERANCE = 1e-13
+#: relative and smaller ones to an absolute 1e-13 * max(M, F) / 100, about
+#: 4.5 eps * max(M, F). Measured on 1,500 random tiny networks (25,308
+#: arrays) the worst error so measured is 2.9e-14, and on the seed network
+#: 8.6e-15; exact zeros on both sides count as equal.
 COMPLEX_STEP = 1e-30
 COMPLEX_TOLERANCE = 1e-13
 COMPLEX_FLOOR = 1e-2

@@ -75,6 +75,7 @@ class ArrayCheck:
     numeric_values: np.ndarray = field(default=None, repr=False)  # NaN where excluded at a kink
     errors: np.ndarray = field(default=None, repr=False)  # each entry's err_i, NaN at kinks
     floor: float = 0.0  # below it an entry is held to tolerance * floor absolute
+    scale: float = 1.0  # F = max(|f|, 1) of the function checked
 
     @property
     def passed(self):
@@ -149,21 +150,22 @@ def report_from_arrays(name, analytic, numeric, kinks, f0, noise=NOISE, toleranc
     """The ArrayCheck of analytic against numeric (same shape); kinks: bool mask of excluded entries.
 
     err_i = |a - n| / max(|a|, |n|, floor) with floor = noise / tolerance *
-    max(|f0|, 1) (see the module docstring), or relative_floor times the
-    array's largest |analytic| if that is larger (the complex step's floor,
-    see nn.gradcheck.batched); 0 where both values and the floor are 0.
+    max(|f0|, 1) (see the module docstring), or relative_floor * max(M, |f0|, 1)
+    with M the array's largest |analytic|, if that is larger (the complex
+    step's floor, see nn.gradcheck.batched); 0 where both values and the floor are 0.
     """
     analytic = np.asarray(analytic, np.float64)
     numeric = np.asarray(numeric, np.float64)
     floor = noise / tolerance * max(abs(f0), 1.0)
     if analytic.size:
-        floor = max(floor, relative_floor * float(np.abs(analytic).max()))
+        floor = max(floor, relative_floor * max(float(np.abs(analytic).max()), abs(f0), 1.0))
     denom = np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), floor)
     with np.errstate(invalid="ignore", divide="ignore"):
         errors = np.where(denom > 0, np.abs(analytic - numeric) / denom, 0.0)
     errors[kinks] = np.nan
     report = ArrayCheck(name, tuple(analytic.shape), tolerance, analytic_values=analytic,
-                        numeric_values=np.where(kinks, np.nan, numeric), errors=errors, floor=floor)
+                        numeric_values=np.where(kinks, np.nan, numeric), errors=errors, floor=floor,
+                        scale=max(abs(f0), 1.0))
     checked = ~kinks
     report.checked = int(checked.sum())
     report.below_floor = int((denom[checked] == floor).sum())
