@@ -96,3 +96,31 @@ def test_the_keras_lockstep_catches_training_bugs_but_not_the_unused_softmax_jac
     for name, caught in (("missing-1/B", True), ("adam-betas-swapped", True), ("softmax-jacobian-no-dot", False)):
         with by_name[name].applied():
             assert bool(lockstep_check()) == caught, name
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--layers", "784"], "--layers must be at least two positive widths"),
+    (["--layers", "784,0,10"], "--layers must be at least two positive widths"),
+    (["--layers", "10,1"], "number of classes and must be at least 2"),
+    (["--examples", "0"], "--examples must be a positive integer; got '0'"),
+    (["--method", "complex", "--dtype", "float32"], "the complex step checks float64 gradients only"),
+], ids=["one-width", "zero-width", "one-class", "no-examples", "complex-float32"])
+def test_bad_gradcheck_arguments_get_one_line_and_exit_2(args, message):
+    result = subprocess.run([sys.executable, "-m", "nn", "gradcheck", *args, "--data-dir", "/no/such/folder"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=600,
+                            env=dict(os.environ, PYTHONPATH=ROOT))
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("method, bound", [("complex", 1e-13), ("directional", 1e-7)])
+def test_the_seed_network_passes_each_method_from_the_command_line(method, bound, tmp_path, capsys):
+    from nn.cli import main
+
+    out = tmp_path / "gradcheck.json"
+    assert main(["gradcheck", "--method", method, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["passed"] and report["method"] == method and report["layers"] == [784, 128, 32, 10]
+    assert len(report["arrays"]) == 16 and max(a["worst_error"] for a in report["arrays"]) <= bound
+    assert f"method {method}" in capsys.readouterr().out
