@@ -148,12 +148,13 @@ def test_train_diagnostics_go_to_history_json_and_into_a_picture(tmp_path):
     (lambda d: ((d / "history.json").write_text('{"loss": [1.0]}'),
                 (d / "model.npz").write_bytes(b"junk")) and d, "is not an nn model file"),
 ], ids=["no-folder", "no-history", "bad-json", "not-an-object", "no-model", "not-a-model"])
-def test_plot_refuses_what_is_not_a_finished_run(tmp_path, setup, message):
+def test_plot_refuses_what_is_not_a_finished_run(tmp_path, setup, message, capsys):
+    from nn.cli import main
+
     folder = setup(tmp_path)
     before = sorted(p.name for p in tmp_path.iterdir())
-    result = nn("plot", str(folder))
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert main(["plot", str(folder)]) == 2  # in-process: main is what `python -m nn` runs
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], lines
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing drawn, nothing left behind
 
