@@ -202,3 +202,16 @@ def test_predict_refuses_what_is_not_an_image(tmp_path, content, message):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], lines
     assert result.stdout == "" and not (tmp_path / "p.json").exists()
+
+
+def test_predict_refuses_a_model_file_that_is_not_a_model(tmp_path, capsys):
+    from PIL import Image
+
+    from nn.cli import main
+
+    (tmp_path / "model.npz").write_bytes(b"not a zip")
+    Image.new("L", (28, 28), 0).save(tmp_path / "digit.png")
+    assert main(["predict", str(tmp_path / "model.npz"), str(tmp_path / "digit.png")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "is not an nn model file" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
