@@ -148,12 +148,13 @@ def test_train_diagnostics_go_to_history_json_and_into_a_picture(tmp_path):
     (lambda d: ((d / "history.json").write_text('{"loss": [1.0]}'),
                 (d / "model.npz").write_bytes(b"junk")) and d, "is not an nn model file"),
 ], ids=["no-folder", "no-history", "bad-json", "not-an-object", "no-model", "not-a-model"])
-def test_plot_refuses_what_is_not_a_finished_run(tmp_path, setup, message):
+def test_plot_refuses_what_is_not_a_finished_run(tmp_path, setup, message, capsys):
+    from nn.cli import main
+
     folder = setup(tmp_path)
     before = sorted(p.name for p in tmp_path.iterdir())
-    result = nn("plot", str(folder))
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert main(["plot", str(folder)]) == 2  # in-process: main is what `python -m nn` runs
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], lines
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing drawn, nothing left behind
 
@@ -201,3 +202,16 @@ def test_predict_refuses_what_is_not_an_image(tmp_path, content, message):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], lines
     assert result.stdout == "" and not (tmp_path / "p.json").exists()
+
+
+def test_predict_refuses_a_model_file_that_is_not_a_model(tmp_path, capsys):
+    from PIL import Image
+
+    from nn.cli import main
+
+    (tmp_path / "model.npz").write_bytes(b"not a zip")
+    Image.new("L", (28, 28), 0).save(tmp_path / "digit.png")
+    assert main(["predict", str(tmp_path / "model.npz"), str(tmp_path / "digit.png")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "is not an nn model file" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1

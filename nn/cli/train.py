@@ -32,7 +32,7 @@ def add_parser(sub, common):
 
 
 def run(args):
-    """Train the seed recipe; write model, history, metrics and curves to --out."""
+    """Train the seed recipe; write model, history, metrics, curves and the pictures to --out."""
     from nn.diagnostics import Diagnostics
     from nn.metrics import evaluate_classes
     from nn.plotting import plot_history
