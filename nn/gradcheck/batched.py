@@ -275,7 +275,15 @@ class _Chain:
                 # layers after it run as usual.
                 later = self.layers[start]
                 change = out[np.arange(len(n)), unit] - self.outputs[k][n, unit]
-                out = _dense_activate(later, self.pre[start][n] + change[:, None] * later.params["kernel"][unit])
+                # A row whose unit did not move (a ReLU that stayed off) leaves everything
+                # after it bit-for-bit as it was: its change of f is exactly 0, so it is dropped.
+                kinks[entry[kink]] = True
+                moved = change != 0
+                entry, step, n, kink, unit = entry[moved], step[moved], n[moved], kink[moved], unit[moved]
+                if not len(n):
+                    continue
+                pre = self.pre[start][n] + change[moved, None] * later.params["kernel"][unit]
+                out = _dense_activate(later, pre)
                 kink |= _crossed(later, out, self.active[start], n, stencil.complex)
                 start += 1
             for later, active in zip(self.layers[start:], self.active[start:]):
