@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from nn.cli._common import check_backend, check_out, load_scaled_mnist, positive_int, seed, split
+from nn.cli._common import add_dataset_argument, check_backend, check_out, load_scaled, positive_int, seed, split
 from nn.errors import InputError
 from nn.model import ENGINES
 
@@ -24,6 +24,7 @@ def add_parser(sub, common):
     train.add_argument("--engine", choices=ENGINES, default=None,
                        help="layers: the teaching path, layer by layer; fused: whole chunks of "
                             "steps in one call (default: fused on numba, layers on numpy)")
+    add_dataset_argument(train)
     train.add_argument("--out", default="runs/train", help="output folder (default: runs/train)")
     train.set_defaults(func=run)
 
@@ -36,7 +37,7 @@ def run(args):
 
     check_out(args.out)  # before the run: a bad --out must not cost a whole training
     check_backend(args.backend)
-    (x_train, y_train), (x_test, y_test) = load_scaled_mnist(args.data_dir, args.dtype)
+    (x_train, y_train), (x_test, y_test) = load_scaled(args.dataset, args.data_dir, args.dtype)
     model = seed_model(seed=args.seed, dtype=args.dtype, backend=args.backend)
     start = time.perf_counter()
     history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
@@ -45,6 +46,7 @@ def run(args):
     test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=args.batch_size)
     print(f"Test accuracy: {test_accuracy:.4f} - test loss: {test_loss:.4f}")
     metrics = {
+        "dataset": args.dataset,
         "test_accuracy": test_accuracy, "test_loss": test_loss, "epochs": args.epochs,
         "batch_size": args.batch_size, "validation_split": args.validation_split,
         "seed": args.seed, "train_seconds": train_seconds, "backend": model.backend_name,
@@ -62,6 +64,6 @@ def run(args):
     with open(os.path.join(args.out, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=1)
     plot_history(history, os.path.join(args.out, "curves.png"),
-                 title=f"seed recipe, seed {args.seed}, test accuracy {test_accuracy:.4f}")
+                 title=f"seed recipe on {args.dataset}, seed {args.seed}, test accuracy {test_accuracy:.4f}")
     print(f"Wrote model.npz, history.json, metrics.json and curves.png to {args.out}")
     return 0
