@@ -19,7 +19,10 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 #: What CI runs instead of each notebook's defaults (appended to its parameters cell).
 SHORT = {
+    "01-seed-notebook.ipynb": "EPOCHS = 1\nEXAMPLES = 6000\nSPREAD_SEEDS = (0, 1)\nSPREAD_EPOCHS = 1",
     "02-backprop-by-hand.ipynb": "FULL_GRADCHECK = False",
+    "03-check-your-own-layer.ipynb": "TRAIN_EXAMPLES = 2000\nEPOCHS = 1\nHIDDEN = 8",
+    "04-why-two-correct-implementations-diverge.ipynb": "STEPS = 300\nFLOAT64_STEPS = 300",
 }
 
 
