@@ -139,3 +139,23 @@ def test_train_and_evaluate_on_fashion_mnist(tmp_path):
     assert evaluated.returncode == 0, evaluated.stderr
     assert (f"Test accuracy: {metrics['test_accuracy']:.4f}" in evaluated.stdout
             and "(fashion_mnist test set)" in evaluated.stdout)
+
+
+@pytest.mark.parametrize("metrics, expected", [
+    (None, "mnist"), ({"test_accuracy": 0.97}, "mnist"), ({"dataset": "fashion_mnist"}, "fashion_mnist"),
+    ({"dataset": "cifar10"}, "names dataset 'cifar10', expected one of mnist, fashion_mnist"),
+    ("not json", "is not a readable metrics file"),
+], ids=["no-metrics", "older-run", "fashion", "unknown", "corrupt"])
+def test_evaluate_reads_the_dataset_from_the_runs_metrics(tmp_path, metrics, expected):
+    from nn.cli.evaluate import run_dataset
+    from nn.errors import InputError
+
+    if metrics is not None:
+        text = metrics if isinstance(metrics, str) else json.dumps(metrics)
+        (tmp_path / "metrics.json").write_text(text)
+    model = str(tmp_path / "model.npz")
+    if expected in ("mnist", "fashion_mnist"):
+        assert run_dataset(model) == expected
+    else:
+        with pytest.raises(InputError, match=expected):
+            run_dataset(model)

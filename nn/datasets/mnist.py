@@ -38,6 +38,8 @@ SHA256 = {
     TRAIN_IMAGES: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
     TRAIN_LABELS: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
 }
+# Label i names class i: the digits. (Fashion-MNIST's CLASS_NAMES are words.)
+CLASS_NAMES = tuple(str(digit) for digit in range(10))
 NPZ_NAME = "mnist.npz"
 NPZ_KEYS = {"x_train": TRAIN_IMAGES, "y_train": TRAIN_LABELS, "x_test": TEST_IMAGES, "y_test": TEST_LABELS}
 NPZ_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
