@@ -4,6 +4,7 @@ import argparse
 import os
 
 from nn import kernels
+from nn.datasets import DATASETS as LOADERS
 from nn.errors import InputError
 
 EPILOG = "Every command exits 0 on success, 1 when a check fails, 2 on bad input or missing data."
@@ -48,7 +49,7 @@ def check_backend(name):
         raise
 
 
-DATASETS = ("mnist", "fashion_mnist")
+DATASETS = tuple(LOADERS)  # mnist, fashion_mnist
 
 
 def add_dataset_argument(parser, default="mnist", help_default="mnist"):
@@ -60,7 +61,6 @@ def add_dataset_argument(parser, default="mnist", help_default="mnist"):
 
 def load_scaled(dataset, data_dir, dtype):
     """((x_train, y_train), (x_test, y_test)) of `dataset`, the images scaled to [0, 1] in `dtype`."""
-    from nn.datasets import DATASETS as LOADERS
     from nn.recipe import scale_images
 
     (x_train, y_train), (x_test, y_test) = LOADERS[dataset].load_data(path=data_dir)
