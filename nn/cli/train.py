@@ -7,7 +7,8 @@ import time
 
 import numpy as np
 
-from nn.cli._common import check_backend, check_out, load_scaled_mnist, positive_int, seed, split
+from nn.cli._common import (LOADERS, add_dataset_argument, check_backend, check_out, load_scaled, positive_int,
+                            seed, split)
 from nn.errors import InputError
 from nn.model import ENGINES
 
@@ -27,6 +28,7 @@ def add_parser(sub, common):
     train.add_argument("--diagnostics", nargs="?", type=positive_int, const=0, default=None, metavar="N",
                        help="record per-layer gradient and weight norms, update ratios and dead ReLUs "
                             "into history.json (nn.diagnostics) each epoch, and every N steps if given")
+    add_dataset_argument(train)
     train.add_argument("--out", default="runs/train", help="output folder (default: runs/train)")
     train.set_defaults(func=run)
 
@@ -42,7 +44,8 @@ def run(args):
 
     check_out(args.out)  # before the run: a bad --out must not cost a whole training
     check_backend(args.backend)
-    (x_train, y_train), (x_test, y_test) = load_scaled_mnist(args.data_dir, args.dtype)
+    (x_train, y_train), (x_test, y_test) = load_scaled(args.dataset, args.data_dir, args.dtype)
+    class_names = LOADERS[args.dataset].CLASS_NAMES
     model = seed_model(seed=args.seed, dtype=args.dtype, backend=args.backend)
     start = time.perf_counter()
     callbacks = None if args.diagnostics is None else [  # probe: the first 512 training images
@@ -54,13 +57,14 @@ def run(args):
     test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=args.batch_size)
     print(f"Test accuracy: {test_accuracy:.4f} - test loss: {test_loss:.4f}")
     metrics = {
+        "dataset": args.dataset,
         "test_accuracy": test_accuracy, "test_loss": test_loss, "epochs": args.epochs,
         "batch_size": args.batch_size, "validation_split": args.validation_split,
         "seed": args.seed, "train_seconds": train_seconds, "backend": model.backend_name,
         "engine": history.engine,
         "dtype": model.dtype.name, "python": platform.python_version(),
         "numpy": np.__version__, "machine": platform.machine(),
-        "classification": evaluate_classes(model, x_test, y_test),  # per class, as nn evaluate prints
+        "classification": evaluate_classes(model, x_test, y_test, class_names),  # per class, as nn evaluate prints
     }
     try:  # only now: a run that fails earlier leaves no empty folder behind
         os.makedirs(args.out, exist_ok=True)
@@ -72,8 +76,8 @@ def run(args):
     with open(os.path.join(args.out, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=1)
     plot_history(history, os.path.join(args.out, "curves.png"),
-                 title=f"seed recipe, seed {args.seed}, test accuracy {test_accuracy:.4f}")
-    pictures = write_pictures(args.out, model, history, x_test, y_test)
+                 title=f"seed recipe on {args.dataset}, seed {args.seed}, test accuracy {test_accuracy:.4f}")
+    pictures = write_pictures(args.out, model, history, x_test, y_test, class_names=class_names)
     print(f"Wrote model.npz, history.json, metrics.json, curves.png and {len(pictures)} more pictures "
           f"({', '.join(os.path.basename(p) for p in pictures)}) to {args.out}")
     return 0
