@@ -16,14 +16,18 @@ import numpy as np
 
 from nn import _checks, kernels
 from nn.callbacks import Callback, History, ProgressBar
-from nn.errors import InputError, ModelError
+from nn.errors import InputError, ModelError, NonFiniteError
 from nn.fast.trainer import FusedTrainer, chain_layers
 from nn.layers import Dense, Layer, Softmax
 from nn.losses import SparseCategoricalCrossentropy
+from nn.nonfinite import BadStep, Snapshot, diagnose, finite
 from nn.optimizers import Adam
 
 #: fit's engines: the teaching path, layer by layer, and the fast engine (nn.fast).
 ENGINES = ("layers", "fused")
+
+#: Steps between the layers engine's snapshots: a bad step replays at most this many.
+SNAPSHOT_STEPS = 128
 
 
 def _claim(layers, model):
@@ -99,6 +103,8 @@ class Sequential:
         self.built = False
         self.input_shape = None
         self.stop_training = False
+        self._progress = {}  # fit's position: epoch, next step, running sums (BackupAndRestore reads it)
+        self._resume = None  # where fit starts, when a BackupAndRestore restored a backup
         if input_shape is None:
             input_shape = self.layers[0].input_shape
         if input_shape is not None:
@@ -256,7 +262,8 @@ class Sequential:
         """
         if self.loss is None:
             raise ModelError("the model is not compiled: call model.compile(...) first")
-        x, y = self._clean(x, y, build=True)
+        with self._unbuilt_on_failure():
+            x, y = self._clean(x, y, build=True)
         loss, correct = self._step(x, y)
         return [loss, correct / len(y)] if self.metrics else loss
 
@@ -291,49 +298,121 @@ class Sequential:
         in one call (nn.fast.trainer: same batches, same arithmetic, many
         times faster). None: "fused" on the numba backend when the model is
         a Dense chain, else "layers". `history.params["engine"]` says which ran.
+
+        A non-finite loss, gradient or weight stops training with a
+        NonFiniteError naming the epoch, the step and the first layer that
+        went non-finite; the weights and Adam's state are those before that
+        step (with TerminateOnNaN among the callbacks, fit returns instead).
+        A fit that fails before training starts changes nothing, and leaves
+        an unbuilt model unbuilt.
         """
         if self.loss is None:
             raise ModelError("the model is not compiled: call model.compile(...) first")
-        engine = self._engine(engine)
-        batch_size = _checks.positive_int(batch_size, "batch_size")
-        epochs = _checks.positive_int(epochs, "epochs")
-        validation_split = _checks.fraction(validation_split, "validation_split")
-        x, y = self._clean(x, y, build=True)
-        (x, y), val = self._split(x, y, validation_split, validation_data)
-        steps = math.ceil(len(x) / batch_size)
-        history = History()
-        history.params = {"epochs": epochs, "steps": steps, "verbose": verbose, "engine": engine,
-                          "backend": self.backend_name}
-        if not isinstance(callbacks, (list, tuple, type(None))) or not all(
-                isinstance(c, Callback) for c in callbacks or []):
-            raise InputError(f"callbacks must be a list of nn.callbacks.Callback instances; "
-                             f"got {callbacks!r}")
-        hooks = [history] + list(callbacks or []) + ([ProgressBar(epochs, steps)] if verbose else [])
+        with self._unbuilt_on_failure():
+            engine = self._engine(engine)
+            batch_size = _checks.positive_int(batch_size, "batch_size")
+            epochs = _checks.positive_int(epochs, "epochs")
+            validation_split = _checks.fraction(validation_split, "validation_split")
+            if not isinstance(callbacks, (list, tuple, type(None))) or not all(
+                    isinstance(c, Callback) for c in callbacks or []):
+                raise InputError(f"callbacks must be a list of nn.callbacks.Callback instances; "
+                                 f"got {callbacks!r}")
+            x, y = self._clean(x, y, build=True)
+            (x, y), val = self._split(x, y, validation_split, validation_data)
+            steps = math.ceil(len(x) / batch_size)
+            history = History()
+            history.params = {"epochs": epochs, "steps": steps, "verbose": verbose,
+                              "engine": engine, "backend": self.backend_name,
+                              "batch_size": batch_size, "shuffle": bool(shuffle), "samples": len(x),
+                              "metrics": self._logged(val is not None, callbacks or [])}
+            # As Keras's CallbackList: the progress line first, History last, so that it
+            # records what callbacks add to the logs (the learning rate).
+            hooks = (([ProgressBar(epochs, steps)] if verbose else []) + list(callbacks or [])
+                     + [history])
+            self.stop_training = False
+            for hook in hooks:  # a callback refusing its settings here stops fit before any work
+                hook.model = self
+                hook.params = history.params
+                hook.on_train_begin()
+        try:
+            self._fit_epochs(x, y, val, batch_size, epochs, shuffle, hooks, engine)
+        except NonFiniteError as exc:
+            if not self._nonfinite_handled(exc, hooks):
+                raise
         for hook in hooks:
-            hook.model = self
-            hook.on_train_begin()
-        self.stop_training = False
+            hook.on_train_end()
+        return history
+
+    def _fit_epochs(self, x, y, val, batch_size, epochs, shuffle, hooks, engine):
+        """The epoch loop of fit, from the position a BackupAndRestore restored (if any)."""
+        resume, self._resume = getattr(self, "_resume", None), None
+        first_epoch = resume["epoch"] if resume else 0
         trainer = FusedTrainer(self, chain_layers(self), x) if engine == "fused" else None
-        for epoch in range(epochs):
+        for epoch in range(first_epoch, epochs):
+            start, sums = 0, (0.0, 0, 0)
+            if resume and epoch == first_epoch:
+                self.shuffle_rng.bit_generator.state = resume["shuffle_state"]
+                start, sums = resume["step"], resume["sums"]
+            self._progress = {"epoch": epoch, "step": start, "sums": sums,
+                              "shuffle_state": self.shuffle_rng.bit_generator.state}
             for hook in hooks:
                 hook.on_epoch_begin(epoch)
             order = self.shuffle_rng.permutation(len(x)) if shuffle else np.arange(len(x))
-            if trainer is not None:  # same batches and arithmetic, fewer Python round trips
-                logs = trainer.run_epoch(x, y, order, batch_size, hooks)
-            else:
-                logs = self._fit_epoch(x, y, order, batch_size, hooks)
+            try:
+                if trainer is not None:  # same batches and arithmetic, fewer Python round trips
+                    logs = trainer.run_epoch(x, y, order, batch_size, hooks, start, sums)
+                else:
+                    logs = self._fit_epoch(x, y, order, batch_size, hooks, start, sums)
+            except BadStep as bad:  # the state is back to before the bad step: say where it broke
+                idx = order[bad.step * batch_size:(bad.step + 1) * batch_size]
+                raise diagnose(self, x[idx], y[idx], epoch, bad.step) from None
             if val is not None:
                 val_loss, val_acc = self._evaluate(*val, batch_size)
                 logs["val_loss"] = val_loss
                 if self.metrics:
                     logs["val_accuracy"] = val_acc
+            self._progress = {"epoch": epoch + 1, "step": 0, "sums": (0.0, 0, 0),
+                              "shuffle_state": self.shuffle_rng.bit_generator.state}
             for hook in hooks:
                 hook.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
+
+    def _logged(self, validation, callbacks):
+        """The figures fit will log each epoch, in Keras's names."""
+        from nn.callbacks import LearningRateScheduler, ReduceLROnPlateau
+
+        keys = ["loss"] + (["accuracy"] if self.metrics else [])
+        keys += [f"val_{k}" for k in keys] if validation else []
+        if any(isinstance(c, (LearningRateScheduler, ReduceLROnPlateau)) for c in callbacks):
+            keys.append("learning_rate")
+        return keys
+
+    def _nonfinite_handled(self, exc, hooks):
+        """Let the callbacks react to a non-finite step; True when one turns it into a stop."""
+        handled = False
         for hook in hooks:
-            hook.on_train_end()
-        return history
+            handled = bool(hook.on_nonfinite(exc)) or handled
+        return handled
+
+    @contextlib.contextmanager
+    def _unbuilt_on_failure(self):
+        """Run the block; if it fails on a model it built, undo the build (and the rng draws)."""
+        if self.built:
+            yield
+            return
+        rng_state = self._init_rng.bit_generator.state
+        saved = [(layer, dict(vars(layer))) for layer in self.layers]
+        try:
+            yield
+        except BaseException:
+            for layer, attrs in saved:
+                vars(layer).clear()
+                vars(layer).update(attrs)
+            self._init_rng.bit_generator.state = rng_state
+            self.built, self.input_shape, self._train_layers = False, None, None
+            self.__dict__.pop("output_shape", None)
+            raise
 
     def _engine(self, engine):
         """The engine fit runs: `engine` checked, or the default for this model and backend."""
@@ -365,14 +444,33 @@ class Sequential:
             )
         return (x[:split_at], y[:split_at]), (x[split_at:], y[split_at:])
 
-    def _fit_epoch(self, x, y, order, batch_size, hooks):
-        loss_sum, correct, seen = 0.0, 0, 0
-        for batch, start in enumerate(range(0, len(order), batch_size)):
-            idx = order[start:start + batch_size]
-            loss, ok = self._step(x[idx], y[idx])
+    def _fit_epoch(self, x, y, order, batch_size, hooks, start=0, sums=(0.0, 0, 0)):
+        """One epoch through the teaching path from step `start`; returns the epoch's logs.
+
+        After every step the loss, weights and moments must be finite. A
+        snapshot taken every SNAPSHOT_STEPS steps lets a bad step be undone:
+        back to the snapshot, replay the good steps since, raise BadStep.
+        """
+        loss_sum, correct, seen = sums
+        logs = {}
+        for batch, offset in enumerate(range(0, len(order), batch_size)):
+            if batch < start:
+                continue
+            if (batch - start) % SNAPSHOT_STEPS == 0:
+                snapshot, snapshot_step = Snapshot(self), batch
+            idx = order[offset:offset + batch_size]
+            with np.errstate(all="ignore"):  # non-finite values are caught just below
+                loss, ok = self._step(x[idx], y[idx])
+            if not finite(self, [loss]):
+                snapshot.restore()
+                for redo in range(snapshot_step, batch):
+                    self._step(x[order[redo * batch_size:(redo + 1) * batch_size]],
+                               y[order[redo * batch_size:(redo + 1) * batch_size]])
+                raise BadStep(batch)
             loss_sum += loss * len(idx)
             correct += ok
             seen += len(idx)
+            self._progress.update(step=batch + 1, sums=(loss_sum, correct, seen))
             logs = {"loss": loss_sum / seen}
             if self.metrics:
                 logs["accuracy"] = correct / seen

@@ -55,11 +55,37 @@ def save_model(model, path):
     model._require()
     arrays = {f"weights/{i}/{layer.name}/{key}": layer.params[key]
               for i, layer in enumerate(model.layers) for key in layer.params}
+    _refuse_nonfinite(arrays)
     arrays["config"] = np.array(json.dumps(model_config(model)))
+    _write_checked(path, arrays, lambda tmp: load_model(tmp, backend="numpy"))
+
+
+def _refuse_nonfinite(arrays):
+    bad = [name for name, w in arrays.items() if not np.isfinite(w).all()]
+    if bad:
+        raise InputError(f"the model's weights hold NaN or infinite values ({', '.join(bad)}); "
+                         f"a file with them would predict only NaN, so it is not written")
+
+
+def _write_checked(path, arrays, check):
+    """np.savez `arrays` to a temporary file beside `path`, read it back with `check`, rename it.
+
+    Reading the file back proves it loads: what the loader would refuse (a
+    name it cannot rebuild, a key the zip format mangles) is refused here,
+    as an InputError, and nothing is written. The file is flushed to disk
+    before the rename, so a crash leaves the old file or the new one.
+    """
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            check(tmp)
+        except NNError as exc:
+            raise InputError(f"cannot save to {path}: the file would not load back "
+                             f"({str(exc).replace(tmp, 'it')})") from None
         os.replace(tmp, path)
     except BaseException as exc:  # KeyboardInterrupt too: never leave the temporary file
         try:
@@ -177,3 +203,60 @@ def _rebuild(config, arrays, backend, path):
                           path, "the loss")
         model.compile(optimizer, loss, _field(c, "metrics", list, path, "compile"))
     return model
+
+
+WEIGHTS_FORMAT = "nn.weights/1"
+
+
+def save_weights(model, path):
+    """Write only the weights of a built `model` to `path` (.weights.npz), atomically.
+
+    As Keras's save_weights: no architecture, no optimizer; load_weights puts
+    them back into a model of the same architecture.
+    """
+    from nn.model import Sequential
+
+    if not isinstance(model, Sequential):
+        raise InputError(f"model must be an nn.Sequential; got {type(model).__name__}")
+    path = _as_file_path(path, "path")
+    model._require()
+    arrays = {f"weights/{i}/{layer.name}/{key}": layer.params[key]
+              for i, layer in enumerate(model.layers) for key in layer.params}
+    _refuse_nonfinite(arrays)
+    names = list(arrays)
+    arrays["config"] = np.array(json.dumps({"format": WEIGHTS_FORMAT, "names": names}))
+    _write_checked(path, arrays, lambda tmp: _read_weights(tmp, names))
+
+
+def _read_weights(path, names):
+    """The weight arrays of a .weights.npz in `names` order; ModelError if they are not there."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            config = json.loads(str(data["config"]))
+            if not isinstance(config, dict) or config.get("format") != WEIGHTS_FORMAT:
+                raise ModelError(f"{path} is not an nn weights file ({WEIGHTS_FORMAT})")
+            if config.get("names") != names or sorted(data.files) != sorted(names + ["config"]):
+                raise ModelError(f"{path}: its weights do not match this model's layers")
+            return [data[name] for name in names]
+    except (OSError, ValueError, KeyError, EOFError, AttributeError, zipfile.BadZipFile,
+            zlib.error) as exc:
+        raise ModelError(f"{path} is not an nn weights file ({WEIGHTS_FORMAT})") from exc
+
+
+def load_weights(model, path):
+    """Copy the weights saved by `save_weights` into `model` (same architecture); nothing else changes."""
+    from nn.model import Sequential
+
+    if not isinstance(model, Sequential):
+        raise InputError(f"model must be an nn.Sequential; got {type(model).__name__}")
+    path = _as_file_path(path, "path")
+    if not os.path.isfile(path):
+        raise InputError(f"weights file {path} does not exist")
+    model._require()
+    names = [f"weights/{i}/{layer.name}/{key}" for i, layer in enumerate(model.layers)
+             for key in layer.params]
+    weights = _read_weights(path, names)
+    try:
+        model.set_weights(weights)
+    except InputError as exc:
+        raise ModelError(f"{path}: {exc}") from None
