@@ -467,7 +467,8 @@ class ReduceLROnPlateau(MonitorCallback):
 
 
 def __getattr__(name):
-    if name == "BackupAndRestore":  # nn.backup imports this module: import it late
-        from nn.backup import BackupAndRestore
-        return BackupAndRestore
+    if name in ("BackupAndRestore", "TrainingInterrupted"):  # nn.backup imports this module
+        import nn.backup
+
+        return getattr(nn.backup, name)
     raise AttributeError(f"module 'nn.callbacks' has no attribute {name!r}")

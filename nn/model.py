@@ -15,6 +15,7 @@ import weakref
 import numpy as np
 
 from nn import _checks, kernels
+from nn.backup import BackupAndRestore
 from nn.callbacks import Callback, History, ProgressBar
 from nn.errors import InputError, ModelError, NonFiniteError
 from nn.fast.trainer import FusedTrainer, chain_layers
@@ -105,6 +106,7 @@ class Sequential:
         self.stop_training = False
         self._progress = {}  # fit's position: epoch, next step, running sums (BackupAndRestore reads it)
         self._resume = None  # where fit starts, when a BackupAndRestore restored a backup
+        self._fit_arrays = self._fit_hooks = None  # fit's data and callbacks, while it runs
         if input_shape is None:
             input_shape = self.layers[0].input_shape
         if input_shape is not None:
@@ -327,25 +329,42 @@ class Sequential:
                               "metrics": self._logged(val is not None, callbacks or [])}
             # As Keras's CallbackList: the progress line first, History last, so that it
             # records what callbacks add to the logs (the learning rate).
-            hooks = (([ProgressBar(epochs, steps)] if verbose else []) + list(callbacks or [])
-                     + [history])
-            self.stop_training = False
+            # BackupAndRestore last of all: its backup then holds the History and the
+            # other callbacks' state after the epoch.
+            backups = [c for c in callbacks or [] if isinstance(c, BackupAndRestore)]
+            others = [c for c in callbacks or [] if not isinstance(c, BackupAndRestore)]
+            hooks = ([ProgressBar(epochs, steps)] if verbose else []) + others + [history] + backups
+            for backup in backups:
+                backup.peers = others
+            self.stop_training, self._resume = False, None
+            self._fit_arrays, self._fit_hooks = (x, y, val), hooks
             for hook in hooks:  # a callback refusing its settings here stops fit before any work
                 hook.model = self
                 hook.params = history.params
                 hook.on_train_begin()
+            if self._resume:  # a BackupAndRestore found a backup of this run
+                history.history, history.epoch = self._resume["history"], self._resume["history_epoch"]
         try:
             self._fit_epochs(x, y, val, batch_size, epochs, shuffle, hooks, engine)
         except NonFiniteError as exc:
             if not self._nonfinite_handled(exc, hooks):
+                self._abort(hooks)
                 raise
+        except BaseException:
+            self._abort(hooks)
+            raise
+        finally:
+            self._fit_arrays = self._fit_hooks = None
         for hook in hooks:
             hook.on_train_end()
         return history
 
     def _fit_epochs(self, x, y, val, batch_size, epochs, shuffle, hooks, engine):
         """The epoch loop of fit, from the position a BackupAndRestore restored (if any)."""
-        resume, self._resume = getattr(self, "_resume", None), None
+        resume, self._resume = self._resume, None
+        if resume and resume["stopped"]:
+            self.stop_training = True
+            return  # the backed-up run had already stopped (EarlyStopping): nothing left to do
         first_epoch = resume["epoch"] if resume else 0
         trainer = FusedTrainer(self, chain_layers(self), x) if engine == "fused" else None
         for epoch in range(first_epoch, epochs):
@@ -387,6 +406,23 @@ class Sequential:
         if any(isinstance(c, (LearningRateScheduler, ReduceLROnPlateau)) for c in callbacks):
             keys.append("learning_rate")
         return keys
+
+    @staticmethod
+    def _abort(hooks):
+        """fit failed: let callbacks holding resources (signal handlers) let go."""
+        for hook in hooks:
+            if hasattr(hook, "_abort"):
+                hook._abort()
+
+    def running_logs(self, sums):
+        """fit's running figures from (loss sum, correct, examples seen): {"loss", "accuracy"}."""
+        loss_sum, correct, seen = sums
+        if not seen:
+            return {}
+        logs = {"loss": loss_sum / seen}
+        if self.metrics:
+            logs["accuracy"] = correct / seen
+        return logs
 
     def _nonfinite_handled(self, exc, hooks):
         """Let the callbacks react to a non-finite step; True when one turns it into a stop."""
@@ -452,7 +488,7 @@ class Sequential:
         back to the snapshot, replay the good steps since, raise BadStep.
         """
         loss_sum, correct, seen = sums
-        logs = {}
+        logs = self.running_logs(sums)
         for batch, offset in enumerate(range(0, len(order), batch_size)):
             if batch < start:
                 continue
@@ -471,9 +507,7 @@ class Sequential:
             correct += ok
             seen += len(idx)
             self._progress.update(step=batch + 1, sums=(loss_sum, correct, seen))
-            logs = {"loss": loss_sum / seen}
-            if self.metrics:
-                logs["accuracy"] = correct / seen
+            logs = self.running_logs((loss_sum, correct, seen))
             for hook in hooks:
                 hook.on_train_batch_end(batch, logs)
         return logs

@@ -117,7 +117,7 @@ class FusedTrainer:
         flats = self._pack()
         grads = np.zeros_like(flats[0])
         _, c1, c2, eps = opt.coefficients(1, dtype)  # only alpha depends on the step
-        (loss_sum, correct_sum, seen), logs = sums, {}
+        (loss_sum, correct_sum, seen), logs = sums, model.running_logs(sums)
 
         def train(first, alphas, losses, correct):
             self.steps.train_steps(x, y, order, first, batch_size, self.shapes, self.relu,
@@ -146,9 +146,7 @@ class FusedTrainer:
                     loss_sum += float(losses[s]) * size
                     correct_sum += int(correct[s])
                     seen += size
-                    logs = {"loss": loss_sum / seen}
-                    if model.metrics:
-                        logs["accuracy"] = correct_sum / seen
+                    logs = model.running_logs((loss_sum, correct_sum, seen))
                     if s == count - 1:  # the model's state is now that after this step
                         model._progress.update(step=first + count, sums=(loss_sum, correct_sum, seen))
                     for hook in hooks:
