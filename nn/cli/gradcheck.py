@@ -21,7 +21,7 @@ def run(args):
     """Gradient-check the seed architecture; exit 1 if any array fails."""
     from nn import gradcheck
 
-    if args.json:
+    if args.json is not None:
         check_json(args.json)  # before the run, which takes minutes
     check_backend(args.backend)
     reports, seconds = gradcheck.check_seed_architecture(
@@ -34,7 +34,7 @@ def run(args):
     print(f"{'PASSED' if passed else 'FAILED'}: worst relative error {worst.worst_error:.2e} "
           f"(tolerance {worst.tolerance:.0e}) in {worst.name} at {worst.worst_index}; "
           f"{seconds:.1f}s")
-    if args.json:
+    if args.json is not None:
         with open(args.json, "w") as f:
             json.dump({"passed": passed, "dtype": args.dtype, "examples": args.examples,
                        "seconds": seconds, "arrays": [r.as_dict() for r in reports]}, f, indent=1)
