@@ -125,14 +125,22 @@ class Sequential:
                 raise ModelError(f"the model is already built for examples shaped "
                                  f"{self.input_shape}, not {shape}; make a new model")
             return
-        self.input_shape = shape
-        needs_grad = False  # nothing before the first layer with parameters
-        for layer in self.layers:
-            layer.backend = self.backend
-            shape = layer.build(shape, self._init_rng, self.dtype)
-            if hasattr(layer, "needs_input_grad"):
-                layer.needs_input_grad = needs_grad
-            needs_grad = needs_grad or bool(layer.params)
+        with self._unbuilt_on_failure():
+            self.input_shape = shape
+            needs_grad = False  # nothing before the first layer with parameters
+            for layer in self.layers:
+                layer.backend = self.backend
+                try:
+                    shape = layer.build(shape, self._init_rng, self.dtype)
+                except (MemoryError, ValueError) as exc:
+                    if isinstance(exc, InputError):
+                        raise
+                    raise ModelError(f"layer {layer.name!r} cannot allocate its parameters for "
+                                     f"inputs shaped {shape} ({type(exc).__name__}: {exc}); "
+                                     f"use fewer units") from None
+                if hasattr(layer, "needs_input_grad"):
+                    layer.needs_input_grad = needs_grad
+                needs_grad = needs_grad or bool(layer.params)
         self.output_shape = shape
         self.built = True
         self._train_layers = None
