@@ -74,3 +74,21 @@ def format_report(report):
         lines.append(f"{label:>{width}} {row['precision']:>9.4f} {row['recall']:>9.4f} "
                      f"{row['f1']:>9.4f} {row['support']:>9d}")
     return "\n".join(lines)
+
+
+def format_confusion(matrix, class_names=None):
+    """The confusion matrix as a text table: rows are true classes, columns predicted ones."""
+    cm = np.asarray(matrix)
+    names = [str(i) for i in range(len(cm))] if class_names is None else [str(n) for n in class_names]
+    width = max(6, max(len(n) for n in names) + 1, len(str(int(cm.max(initial=0)))) + 1)
+    lines = ["rows: true class, columns: predicted class",
+             f"{'':>{width}}" + "".join(f"{n:>{width}}" for n in names)]
+    for name, row in zip(names, cm):
+        lines.append(f"{name:>{width}}" + "".join(f"{int(v):>{width}}" for v in row))
+    return "\n".join(lines)
+
+
+def evaluate_classes(model, x, y, class_names=None, batch_size=256):
+    """classification_report of a model's predictions (argmax of predict) on (x, y)."""
+    y_pred = model.predict(x, batch_size=batch_size).argmax(axis=1)
+    return classification_report(y, y_pred, model.num_classes, class_names)

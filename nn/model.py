@@ -330,7 +330,7 @@ class Sequential:
             x, y = self._clean(x, y, build=True)
             (x, y), val = self._split(x, y, validation_split, validation_data)
             steps = math.ceil(len(x) / batch_size)
-            history = History()
+            history = self.history = History()  # as Keras: callbacks reach it through the model
             history.params = {"epochs": epochs, "steps": steps, "verbose": verbose,
                               "engine": engine, "backend": self.backend_name,
                               "batch_size": batch_size, "shuffle": bool(shuffle), "samples": len(x),

@@ -136,6 +136,9 @@ class RunFolder:
         try:
             yield os.path.join(self.path, name)
         except OSError as exc:
+            failed = os.fspath(exc.filename) if isinstance(exc.filename, (str, os.PathLike)) else ""
+            if os.path.dirname(os.path.abspath(failed)) == self.path:  # the very file, if known
+                name = os.path.basename(failed)
             raise InputError(f"cannot write {os.path.join(self.given, name)}: {_why(exc)}") from None
         except InputError as exc:  # a writer's own message: name the file as the user knows it
             raise InputError(str(exc).replace(os.path.join(self.path, name),

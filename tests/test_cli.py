@@ -86,3 +86,118 @@ def test_a_file_that_is_not_a_model_is_refused(tmp_path):
     result = nn("evaluate", str(bad))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "is not an nn model file" in result.stderr
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_evaluate_prints_the_per_class_report_that_metrics_json_holds(trained):
+    _, out = trained
+    report = json.loads((out / "metrics.json").read_text())["classification"]
+    assert [row["class"] for row in report["classes"]] == list(range(10))
+    assert sum(map(sum, report["confusion_matrix"])) == 10000
+    result = nn("evaluate", str(out / "model.npz"))
+    assert result.returncode == 0, result.stderr
+    for row in report["classes"]:  # the same figures, as sklearn's classification_report prints them
+        assert (f"{row['name']:>12} {row['precision']:>9.4f} {row['recall']:>9.4f} "
+                f"{row['f1']:>9.4f} {row['support']:>9d}") in result.stdout
+    assert "rows: true class, columns: predicted class" in result.stdout
+
+
+PICTURES = ("histograms.png", "confusion.png", "misclassified.png", "weights.png")
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_train_writes_the_pictures_and_plot_redraws_them(trained, tmp_path):
+    import shutil
+
+    _, out = trained
+    for name in PICTURES:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    for name in PICTURES + ("curves.png",):
+        (copy / name).unlink()
+    result = nn("plot", str(copy))
+    assert result.returncode == 0, result.stderr
+    for name in PICTURES + ("curves.png",):
+        assert (copy / name).stat().st_size > 10_000, name  # a drawn picture, not an empty file
+    assert not (copy / "diagnostics.png").exists()  # this run recorded no diagnostics
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_train_diagnostics_go_to_history_json_and_into_a_picture(tmp_path):
+    result = nn("train", "--epochs", "1", "--diagnostics", "500", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert history["diagnostics/step"] == [1500]
+    # the first chunk end (every 128 steps) at least 500 steps after the last measurement
+    assert history["diagnostics_steps/step"] == [512, 1024]
+    assert 1e-5 < history["diagnostics/dense.kernel/update_ratio"][0] < 1e-1
+    assert 0 <= history["diagnostics/dense/dead_fraction"][0] <= 1
+    assert (tmp_path / "diagnostics.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda d: d / "missing", "does not exist or is not a directory"),
+    (lambda d: d, "history.json does not exist"),
+    (lambda d: (d / "history.json").write_text("{not json") and d, "cannot be read as JSON"),
+    (lambda d: (d / "history.json").write_text("[1, 2]") and d, "must hold a JSON object"),
+    (lambda d: (d / "history.json").write_text('{"loss": [1.0]}') and d, "model.npz does not exist"),
+    (lambda d: ((d / "history.json").write_text('{"loss": [1.0]}'),
+                (d / "model.npz").write_bytes(b"junk")) and d, "is not an nn model file"),
+], ids=["no-folder", "no-history", "bad-json", "not-an-object", "no-model", "not-a-model"])
+def test_plot_refuses_what_is_not_a_finished_run(tmp_path, setup, message):
+    folder = setup(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = nn("plot", str(folder))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing drawn, nothing left behind
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_predict_reads_digit_files_and_gives_the_models_predictions(trained, mnist, tmp_path):
+    from PIL import Image
+
+    from nn.recipe import scale_images
+    from nn.saving import load_model
+
+    _, out = trained
+    _, (x_test, _) = mnist
+    model = load_model(out / "model.npz")
+    probs = model.predict(scale_images(x_test[:40]))
+    sure = np.flatnonzero(probs.max(axis=1) > 0.99)[:6]  # see tests/test_images.py
+    files = []
+    for i in sure:
+        files.append(tmp_path / f"{i}.png")
+        Image.fromarray(x_test[i]).save(files[-1])
+        files.append(tmp_path / f"{i}-inverted-big.jpg")
+        Image.fromarray(255 - x_test[i]).resize((100, 100), Image.BICUBIC).save(files[-1])
+    result = nn("predict", str(out / "model.npz"), *map(str, files), "--json", str(tmp_path / "p.json"))
+    assert result.returncode == 0, result.stderr
+    predictions = json.loads((tmp_path / "p.json").read_text())
+    assert [p["digit"] for p in predictions] == [int(probs[i].argmax()) for i in sure for _ in (0, 1)]
+    for p, line in zip(predictions, result.stdout.splitlines()):
+        assert line.startswith(f"{p['image']}: {p['digit']} ")
+        assert len(p["probabilities"]) == 10 and abs(sum(p["probabilities"]) - 1) < 1e-5
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "is an empty file"), (b"GIF89a but not really", "is not an image Pillow can read"),
+], ids=["empty", "not-an-image"])
+def test_predict_refuses_what_is_not_an_image(tmp_path, content, message):
+    from nn import Dense, Flatten, Sequential, save_model
+
+    model = Sequential([Flatten(input_shape=(28, 28)), Dense(10, "softmax")], seed=0)
+    save_model(model, tmp_path / "model.npz")
+    (tmp_path / "bad.png").write_bytes(content)
+    result = nn("predict", str(tmp_path / "model.npz"), str(tmp_path / "bad.png"),
+                "--json", str(tmp_path / "p.json"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], lines
+    assert result.stdout == "" and not (tmp_path / "p.json").exists()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nn import InputError
-from nn.metrics import classification_report, confusion_matrix, format_report
+from nn.metrics import classification_report, confusion_matrix, evaluate_classes, format_confusion, format_report
 
 sklearn_metrics = pytest.importorskip("sklearn.metrics")
 
@@ -47,3 +47,26 @@ def test_bad_labels_are_refused():
         confusion_matrix([0, 1], [0], 3)
     with pytest.raises(InputError, match="class_names has 2 names"):
         classification_report([0, 1], [0, 1], 3, class_names=["a", "b"])
+
+
+def test_confusion_table_lays_out_rows_as_true_classes():
+    text = format_confusion([[5, 1], [0, 12]], class_names=["cat", "dog"])
+    lines = text.splitlines()
+    assert "rows: true class" in lines[0]
+    assert lines[1].split() == ["cat", "dog"]
+    assert lines[2].split() == ["cat", "5", "1"] and lines[3].split() == ["dog", "0", "12"]
+
+
+def test_evaluate_classes_agrees_with_the_models_own_accuracy(rng):
+    from nn.recipe import seed_model
+
+    model = seed_model(seed=1, backend="numpy")
+    x, y = rng.random((64, 28, 28)).astype(np.float32), rng.integers(0, 10, 64)
+    model.fit(x, y, epochs=2, verbose=0)
+    report = evaluate_classes(model, x, y)
+    _, accuracy = model.evaluate(x, y)  # argmax of the loss's probabilities: a separate path
+    assert report["accuracy"] == accuracy
+    assert sum(row["support"] for row in report["classes"]) == 64
+    np.testing.assert_array_equal(report["confusion_matrix"],
+                                  sklearn_metrics.confusion_matrix(y, model.predict(x).argmax(1),
+                                                                   labels=list(range(10))))

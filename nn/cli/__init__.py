@@ -1,4 +1,4 @@
-"""The command line: `python -m nn train | evaluate | gradcheck | data`.
+"""The command line: `python -m nn train | evaluate | predict | inspect | plot | gradcheck | sanity | data`.
 
 One module per command, each with `add_parser(sub, common)` and `run(args)`;
 COMMANDS lists them in the order `--help` shows them.
@@ -12,7 +12,7 @@ from nn.cli._common import EPILOG, common_parser
 from nn.errors import NNError
 from nn.fast import config
 
-COMMANDS = ("train", "evaluate", "gradcheck", "data")
+COMMANDS = ("train", "evaluate", "predict", "inspect", "plot", "gradcheck", "sanity", "data")
 
 
 def build_parser():

@@ -7,7 +7,8 @@ from nn import kernels
 from nn.errors import InputError
 
 EPILOG = "Every command exits 0 on success, 1 when a check fails, 2 on bad input or missing data."
-OUTPUTS = ("model.npz", "history.json", "metrics.json", "curves.png")
+OUTPUTS = ("model.npz", "history.json", "metrics.json", "curves.png", "diagnostics.png", "histograms.png",
+           "confusion.png", "misclassified.png", "weights.png")
 
 
 def check_out(out):

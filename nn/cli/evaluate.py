@@ -1,4 +1,4 @@
-"""`nn evaluate`: the test loss and accuracy of a saved model."""
+"""`nn evaluate`: the test loss and accuracy of a saved model, its per-class report and confusion matrix."""
 
 from nn.cli._common import check_backend, load_scaled_mnist, positive_int
 
@@ -13,7 +13,8 @@ def add_parser(sub, common):
 
 
 def run(args):
-    """Print the test loss and accuracy of a saved model."""
+    """Print the test loss and accuracy, per-class precision/recall/F1/support and the confusion matrix."""
+    from nn.metrics import evaluate_classes, format_confusion, format_report
     from nn.saving import load_model
 
     check_backend(args.backend)
@@ -23,4 +24,9 @@ def run(args):
     _, (x_test, y_test) = load_scaled_mnist(args.data_dir, model.dtype)
     loss, accuracy = model.evaluate(x_test, y_test, batch_size=args.batch_size)
     print(f"Test accuracy: {accuracy:.4f} - test loss: {loss:.4f}")
+    report = evaluate_classes(model, x_test, y_test)
+    print()
+    print(format_report(report))
+    print()
+    print(format_confusion(report["confusion_matrix"]))
     return 0

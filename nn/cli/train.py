@@ -34,6 +34,9 @@ def add_parser(sub, common):
                             "steps in one call (default: fused on numba, layers on numpy)")
     train.add_argument("--examples", type=positive_int, default=None,
                        help="train on the first N training images only (default: all 60,000)")
+    train.add_argument("--diagnostics", nargs="?", type=positive_int, const=0, default=None, metavar="N",
+                       help="record per-layer gradient and weight norms, update ratios and dead ReLUs "
+                            "into history.json (nn.diagnostics) each epoch, and every N steps if given")
     train.add_argument("--out", default="runs/train", help="output folder (default: runs/train)")
     train.add_argument("--backup-dir", default=None,
                        help="back training up here after every epoch and on SIGTERM/SIGINT; run "
@@ -57,8 +60,11 @@ def check_backup_dir(path):
 def run(args):
     """Train the seed recipe; write model, history, metrics and curves to --out."""
     from nn.backup import BackupAndRestore
+    from nn.diagnostics import Diagnostics
+    from nn.metrics import evaluate_classes
     from nn.plotting import plot_history
     from nn.recipe import seed_model
+    from nn.report import write_pictures
     from nn.runfolder import RunFolder
     from nn.saving import save_model
 
@@ -73,10 +79,12 @@ def run(args):
         model = seed_model(seed=args.seed, dtype=args.dtype, backend=args.backend)
         backup = None if args.backup_dir is None else BackupAndRestore(args.backup_dir,
                                                                       delete_checkpoint=False)
+        callbacks = [] if args.diagnostics is None else [  # probe: the first 512 training images
+            Diagnostics(x_train[:512], y_train[:512], every=args.diagnostics or None)]
         start = time.perf_counter()
         history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
                             validation_split=args.validation_split, verbose=1, engine=args.engine,
-                            callbacks=[backup] if backup else None)
+                            callbacks=callbacks + ([backup] if backup else []))
         train_seconds = time.perf_counter() - start
         if backup is not None and backup.restored is not None:
             epoch, step = backup.restored
@@ -90,6 +98,7 @@ def run(args):
             "backend": model.backend_name, "engine": history.engine,
             "dtype": model.dtype.name, "python": platform.python_version(),
             "numpy": np.__version__, "machine": platform.machine(),
+            "classification": evaluate_classes(model, x_test, y_test),  # per class, as nn evaluate prints
         }
         with folder.file("model.npz") as path:
             save_model(model, path)
@@ -98,9 +107,12 @@ def run(args):
         with folder.file("curves.png") as path:
             plot_history(history, path,
                          title=f"seed recipe, seed {args.seed}, test accuracy {test_accuracy:.4f}")
+        with folder.file("pictures"):  # into the same temporary folder; an error names the file
+            pictures = write_pictures(folder.path, model, history, x_test, y_test)
         folder.commit()
-    print(f"Wrote model.npz, history.json, metrics.json, curves.png and manifest.json to "
-          f"{args.out}", flush=True)
+    print(f"Wrote model.npz, history.json, metrics.json, curves.png, {len(pictures)} more pictures "
+          f"({', '.join(os.path.basename(p) for p in pictures)}) and manifest.json to {args.out}",
+          flush=True)
     if backup is not None:
         backup.delete()  # only now: a kill before the rename resumes from the finished backup
     return 0

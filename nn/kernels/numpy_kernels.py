@@ -46,7 +46,9 @@ def relu_backward(dout, y):
 
 def softmax(z):
     """Row-wise softmax of logits (B, C) -> probabilities (B, C), max-shifted."""
-    e = np.exp(z - z.max(axis=1, keepdims=True))
+    # .real is z itself for real logits; for the complex-step gradient check
+    # (nn.gradcheck) it keeps the shift real, so no imaginary part cancels.
+    e = np.exp(z - z.real.max(axis=1, keepdims=True))
     e /= e.sum(axis=1, keepdims=True)
     return e
 
@@ -65,14 +67,22 @@ def softmax_xent_forward(logits, labels):
     sparse_softmax_cross_entropy_with_logits). loss is a 0-d array of the
     logits' dtype: the sum over the batch divided by B.
     """
-    rows = np.arange(logits.shape[0])
-    shifted = logits - logits.max(axis=1, keepdims=True)  # (B, C), max is 0
-    e = np.exp(shifted)
-    sums = e.sum(axis=1)  # (B,), each in [1, C]
-    per_example = np.log(sums) - shifted[rows, labels]  # (B,)
+    per_example, e, sums = _xent_per_example(logits, labels)
     probs = e / sums[:, None]
     loss = per_example.sum() / logits.dtype.type(logits.shape[0])
     return loss, probs
+
+
+def _xent_per_example(logits, labels):
+    """Each example's cross-entropy logsumexp(z) - z[y], (B,), with exp(z - max) and its row sums.
+
+    The max shift comes from the real part (a no-op for real logits): the
+    complex-step gradient check (nn.gradcheck) runs this on complex logits.
+    """
+    shifted = logits - logits.real.max(axis=1, keepdims=True)  # (B, C), max is 0
+    e = np.exp(shifted)
+    sums = e.sum(axis=1)  # (B,), each in [1, C]
+    return np.log(sums) - shifted[np.arange(logits.shape[0]), labels], e, sums
 
 
 def softmax_xent_backward(probs, labels):
