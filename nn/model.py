@@ -524,37 +524,69 @@ class Sequential:
     def evaluate(self, x, y, batch_size=32, verbose=0):
         """[loss, accuracy] over (x, y): means of per-batch values weighted by batch size.
 
-        Without metrics, the loss alone, as Keras.
+        Without metrics, the loss alone, as Keras. x is checked and converted
+        batch by batch (see predict), so memory stays near x's own size.
         """
         self._require(compiled=True)
         batch_size = _checks.positive_int(batch_size, "batch_size")
-        loss, accuracy = self._evaluate(*self._clean(x, y), batch_size)
+        x = self._features(x)
+        y = _checks.as_labels(y, "y", self.num_classes, n=len(x))
+        loss, accuracy = self._evaluate(x, y, batch_size, clean=True)
         if verbose:
             print(f"loss: {loss:.4f} - accuracy: {accuracy:.4f}" if self.metrics else
                   f"loss: {loss:.4f}")
         return [loss, accuracy] if self.metrics else loss
 
-    def _evaluate(self, x, y, batch_size):
-        """(loss, accuracy) over checked arrays."""
+    def _evaluate(self, x, y, batch_size, clean=False):
+        """(loss, accuracy) over (x, y); clean: x still needs each batch checked and converted."""
         loss_sum, correct = 0.0, 0
         for start in range(0, len(x), batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            if clean:
+                xb = self._batch(x, start, batch_size)
             loss_sum += float(self.loss.forward(self._logits(xb, training=False), yb)) * len(xb)
             correct += int(np.count_nonzero(self.loss.probs.argmax(axis=1) == yb))
         return loss_sum / len(x), correct / len(x)
 
     def predict(self, x, batch_size=32):
-        """Model outputs (probabilities for a softmax model), (N, *output_shape)."""
+        """Model outputs (probabilities for a softmax model), (N, *output_shape).
+
+        x is checked and converted to the model's dtype one batch at a time,
+        so predicting a million uint8 images needs their own memory, the
+        outputs and a few batches, not a float copy of them all. Bad values
+        anywhere are still refused, with nothing returned.
+        """
         self._require()
         batch_size = _checks.positive_int(batch_size, "batch_size")
-        x = self._clean(x, labels=False)
+        x = self._features(x)
         out = np.empty((len(x),) + self.output_shape, self.dtype)
         for start in range(0, len(x), batch_size):
-            h = x[start:start + batch_size]
+            h = self._batch(x, start, batch_size)
             for layer in self.layers:
                 h = layer.forward(h)
             out[start:start + batch_size] = h
         return out
+
+    def _features(self, x):
+        """x as an array whose kind, batch axis and example shape are checked, not yet converted."""
+        arr = _checks._as_array(x, "x")
+        if arr.ndim < 2 or len(arr) == 0:
+            _checks.as_features(arr, "x", self.dtype, self.input_shape)  # raises, with its message
+        _checks.as_features(arr[:1], "x", self.dtype, self.input_shape)  # kind and shape
+        return arr
+
+    def _batch(self, x, start, batch_size):
+        """x[start:start + batch_size] checked and converted; a bad value names x's whole count."""
+        try:
+            return _checks.as_features(x[start:start + batch_size], "x", self.dtype, self.input_shape)
+        except InputError:
+            bad = 0
+            with np.errstate(over="ignore"):
+                for at in range(0, len(x), 4096):  # count over all of x, a block at a time
+                    block = np.asarray(x[at:at + 4096], dtype=self.dtype)
+                    bad += int(block.size - np.count_nonzero(np.isfinite(block)))
+            raise InputError(f"x contains {bad} NaN or infinite value(s) (after conversion to "
+                             f"{self.dtype.name}); clean or rescale the data first") from None
 
     # ---------------------------------------------------------------- weights
     def parameter_refs(self):
