@@ -26,3 +26,17 @@ class DataError(NNError):
 
 class ModelError(NNError):
     """The model's state does not allow the requested operation."""
+
+
+class NonFiniteError(ModelError):
+    """Training met a non-finite loss, gradient or weight and stopped before that step.
+
+    Attributes: `epoch` and `step` (0-based) of the step that went wrong,
+    `layer` (the name of the first layer whose output, gradient or update
+    went non-finite, or None when only the loss did) and `where` (what went
+    non-finite, e.g. "output" or "kernel gradient").
+    """
+
+    def __init__(self, message, epoch=None, step=None, layer=None, where=None):
+        super().__init__(message)
+        self.epoch, self.step, self.layer, self.where = epoch, step, layer, where

@@ -15,15 +15,20 @@ import weakref
 import numpy as np
 
 from nn import _checks, kernels
+from nn.backup import BackupAndRestore
 from nn.callbacks import Callback, History, ProgressBar
-from nn.errors import InputError, ModelError
+from nn.errors import InputError, ModelError, NonFiniteError
 from nn.fast.trainer import FusedTrainer, chain_layers
 from nn.layers import Dense, Layer, Softmax
 from nn.losses import SparseCategoricalCrossentropy
+from nn.nonfinite import BadStep, Snapshot, diagnose, finite
 from nn.optimizers import Adam
 
 #: fit's engines: the teaching path, layer by layer, and the fast engine (nn.fast).
 ENGINES = ("layers", "fused")
+
+#: Steps between the layers engine's snapshots: a bad step replays at most this many.
+SNAPSHOT_STEPS = 128
 
 
 def _claim(layers, model):
@@ -99,6 +104,9 @@ class Sequential:
         self.built = False
         self.input_shape = None
         self.stop_training = False
+        self._progress = {}  # fit's position: epoch, next step, running sums (BackupAndRestore reads it)
+        self._resume = None  # where fit starts, when a BackupAndRestore restored a backup
+        self._fit_arrays = self._fit_hooks = None  # fit's data and callbacks, while it runs
         if input_shape is None:
             input_shape = self.layers[0].input_shape
         if input_shape is not None:
@@ -117,14 +125,22 @@ class Sequential:
                 raise ModelError(f"the model is already built for examples shaped "
                                  f"{self.input_shape}, not {shape}; make a new model")
             return
-        self.input_shape = shape
-        needs_grad = False  # nothing before the first layer with parameters
-        for layer in self.layers:
-            layer.backend = self.backend
-            shape = layer.build(shape, self._init_rng, self.dtype)
-            if hasattr(layer, "needs_input_grad"):
-                layer.needs_input_grad = needs_grad
-            needs_grad = needs_grad or bool(layer.params)
+        with self._unbuilt_on_failure():
+            self.input_shape = shape
+            needs_grad = False  # nothing before the first layer with parameters
+            for layer in self.layers:
+                layer.backend = self.backend
+                try:
+                    shape = layer.build(shape, self._init_rng, self.dtype)
+                except (MemoryError, ValueError) as exc:
+                    if isinstance(exc, InputError):
+                        raise
+                    raise ModelError(f"layer {layer.name!r} cannot allocate its parameters for "
+                                     f"inputs shaped {shape} ({type(exc).__name__}: {exc}); "
+                                     f"use fewer units") from None
+                if hasattr(layer, "needs_input_grad"):
+                    layer.needs_input_grad = needs_grad
+                needs_grad = needs_grad or bool(layer.params)
         self.output_shape = shape
         self.built = True
         self._train_layers = None
@@ -256,7 +272,8 @@ class Sequential:
         """
         if self.loss is None:
             raise ModelError("the model is not compiled: call model.compile(...) first")
-        x, y = self._clean(x, y, build=True)
+        with self._unbuilt_on_failure():
+            x, y = self._clean(x, y, build=True)
         loss, correct = self._step(x, y)
         return [loss, correct / len(y)] if self.metrics else loss
 
@@ -291,49 +308,155 @@ class Sequential:
         in one call (nn.fast.trainer: same batches, same arithmetic, many
         times faster). None: "fused" on the numba backend when the model is
         a Dense chain, else "layers". `history.params["engine"]` says which ran.
+
+        A non-finite loss, gradient or weight stops training with a
+        NonFiniteError naming the epoch, the step and the first layer that
+        went non-finite; the weights and Adam's state are those before that
+        step (with TerminateOnNaN among the callbacks, fit returns instead).
+        A fit that fails before training starts changes nothing, and leaves
+        an unbuilt model unbuilt.
         """
         if self.loss is None:
             raise ModelError("the model is not compiled: call model.compile(...) first")
-        engine = self._engine(engine)
-        batch_size = _checks.positive_int(batch_size, "batch_size")
-        epochs = _checks.positive_int(epochs, "epochs")
-        validation_split = _checks.fraction(validation_split, "validation_split")
-        x, y = self._clean(x, y, build=True)
-        (x, y), val = self._split(x, y, validation_split, validation_data)
-        steps = math.ceil(len(x) / batch_size)
-        history = self.history = History()  # as Keras: callbacks reach it through the model
-        history.params = {"epochs": epochs, "steps": steps, "verbose": verbose, "engine": engine,
-                          "backend": self.backend_name}
-        if not isinstance(callbacks, (list, tuple, type(None))) or not all(
-                isinstance(c, Callback) for c in callbacks or []):
-            raise InputError(f"callbacks must be a list of nn.callbacks.Callback instances; "
-                             f"got {callbacks!r}")
-        hooks = [history] + list(callbacks or []) + ([ProgressBar(epochs, steps)] if verbose else [])
+        with self._unbuilt_on_failure():
+            engine = self._engine(engine)
+            batch_size = _checks.positive_int(batch_size, "batch_size")
+            epochs = _checks.positive_int(epochs, "epochs")
+            validation_split = _checks.fraction(validation_split, "validation_split")
+            if not isinstance(callbacks, (list, tuple, type(None))) or not all(
+                    isinstance(c, Callback) for c in callbacks or []):
+                raise InputError(f"callbacks must be a list of nn.callbacks.Callback instances; "
+                                 f"got {callbacks!r}")
+            x, y = self._clean(x, y, build=True)
+            (x, y), val = self._split(x, y, validation_split, validation_data)
+            steps = math.ceil(len(x) / batch_size)
+            history = self.history = History()  # as Keras: callbacks reach it through the model
+            history.params = {"epochs": epochs, "steps": steps, "verbose": verbose,
+                              "engine": engine, "backend": self.backend_name,
+                              "batch_size": batch_size, "shuffle": bool(shuffle), "samples": len(x),
+                              "metrics": self._logged(val is not None, callbacks or [])}
+            # As Keras's CallbackList: the progress line first, History last, so that it
+            # records what callbacks add to the logs (the learning rate).
+            # BackupAndRestore last of all: its backup then holds the History and the
+            # other callbacks' state after the epoch.
+            backups = [c for c in callbacks or [] if isinstance(c, BackupAndRestore)]
+            others = [c for c in callbacks or [] if not isinstance(c, BackupAndRestore)]
+            hooks = ([ProgressBar(epochs, steps)] if verbose else []) + others + [history] + backups
+            for backup in backups:
+                backup.peers = others
+            self.stop_training, self._resume = False, None
+            self._fit_arrays, self._fit_hooks = (x, y, val), hooks
+            for hook in hooks:  # a callback refusing its settings here stops fit before any work
+                hook.model = self
+                hook.params = history.params
+                hook.on_train_begin()
+            if self._resume:  # a BackupAndRestore found a backup of this run
+                history.history, history.epoch = self._resume["history"], self._resume["history_epoch"]
+        try:
+            self._fit_epochs(x, y, val, batch_size, epochs, shuffle, hooks, engine)
+        except NonFiniteError as exc:
+            if not self._nonfinite_handled(exc, hooks):
+                self._abort(hooks)
+                raise
+        except BaseException:
+            self._abort(hooks)
+            raise
+        finally:
+            self._fit_arrays = self._fit_hooks = None
         for hook in hooks:
-            hook.model = self
-            hook.on_train_begin()
-        self.stop_training = False
+            hook.on_train_end()
+        return history
+
+    def _fit_epochs(self, x, y, val, batch_size, epochs, shuffle, hooks, engine):
+        """The epoch loop of fit, from the position a BackupAndRestore restored (if any)."""
+        resume, self._resume = self._resume, None
+        if resume and resume["stopped"]:
+            self.stop_training = True
+            return  # the backed-up run had already stopped (EarlyStopping): nothing left to do
+        first_epoch = resume["epoch"] if resume else 0
         trainer = FusedTrainer(self, chain_layers(self), x) if engine == "fused" else None
-        for epoch in range(epochs):
+        for epoch in range(first_epoch, epochs):
+            start, sums = 0, (0.0, 0, 0)
+            if resume and epoch == first_epoch:
+                self.shuffle_rng.bit_generator.state = resume["shuffle_state"]
+                start, sums = resume["step"], resume["sums"]
+            self._progress = {"epoch": epoch, "step": start, "sums": sums,
+                              "shuffle_state": self.shuffle_rng.bit_generator.state}
             for hook in hooks:
                 hook.on_epoch_begin(epoch)
             order = self.shuffle_rng.permutation(len(x)) if shuffle else np.arange(len(x))
-            if trainer is not None:  # same batches and arithmetic, fewer Python round trips
-                logs = trainer.run_epoch(x, y, order, batch_size, hooks)
-            else:
-                logs = self._fit_epoch(x, y, order, batch_size, hooks)
+            try:
+                if trainer is not None:  # same batches and arithmetic, fewer Python round trips
+                    logs = trainer.run_epoch(x, y, order, batch_size, hooks, start, sums)
+                else:
+                    logs = self._fit_epoch(x, y, order, batch_size, hooks, start, sums)
+            except BadStep as bad:  # the state is back to before the bad step: say where it broke
+                idx = order[bad.step * batch_size:(bad.step + 1) * batch_size]
+                raise diagnose(self, x[idx], y[idx], epoch, bad.step) from None
             if val is not None:
                 val_loss, val_acc = self._evaluate(*val, batch_size)
                 logs["val_loss"] = val_loss
                 if self.metrics:
                     logs["val_accuracy"] = val_acc
+            self._progress = {"epoch": epoch + 1, "step": 0, "sums": (0.0, 0, 0),
+                              "shuffle_state": self.shuffle_rng.bit_generator.state}
             for hook in hooks:
                 hook.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
+
+    def _logged(self, validation, callbacks):
+        """The figures fit will log each epoch, in Keras's names."""
+        from nn.callbacks import LearningRateScheduler, ReduceLROnPlateau
+
+        keys = ["loss"] + (["accuracy"] if self.metrics else [])
+        keys += [f"val_{k}" for k in keys] if validation else []
+        if any(isinstance(c, (LearningRateScheduler, ReduceLROnPlateau)) for c in callbacks):
+            keys.append("learning_rate")
+        return keys
+
+    @staticmethod
+    def _abort(hooks):
+        """fit failed: let callbacks holding resources (signal handlers) let go."""
         for hook in hooks:
-            hook.on_train_end()
-        return history
+            if hasattr(hook, "_abort"):
+                hook._abort()
+
+    def running_logs(self, sums):
+        """fit's running figures from (loss sum, correct, examples seen): {"loss", "accuracy"}."""
+        loss_sum, correct, seen = sums
+        if not seen:
+            return {}
+        logs = {"loss": loss_sum / seen}
+        if self.metrics:
+            logs["accuracy"] = correct / seen
+        return logs
+
+    def _nonfinite_handled(self, exc, hooks):
+        """Let the callbacks react to a non-finite step; True when one turns it into a stop."""
+        handled = False
+        for hook in hooks:
+            handled = bool(hook.on_nonfinite(exc)) or handled
+        return handled
+
+    @contextlib.contextmanager
+    def _unbuilt_on_failure(self):
+        """Run the block; if it fails on a model it built, undo the build (and the rng draws)."""
+        if self.built:
+            yield
+            return
+        rng_state = self._init_rng.bit_generator.state
+        saved = [(layer, dict(vars(layer))) for layer in self.layers]
+        try:
+            yield
+        except BaseException:
+            for layer, attrs in saved:
+                vars(layer).clear()
+                vars(layer).update(attrs)
+            self._init_rng.bit_generator.state = rng_state
+            self.built, self.input_shape, self._train_layers = False, None, None
+            self.__dict__.pop("output_shape", None)
+            raise
 
     def _engine(self, engine):
         """The engine fit runs: `engine` checked, or the default for this model and backend."""
@@ -365,17 +488,34 @@ class Sequential:
             )
         return (x[:split_at], y[:split_at]), (x[split_at:], y[split_at:])
 
-    def _fit_epoch(self, x, y, order, batch_size, hooks):
-        loss_sum, correct, seen = 0.0, 0, 0
-        for batch, start in enumerate(range(0, len(order), batch_size)):
-            idx = order[start:start + batch_size]
-            loss, ok = self._step(x[idx], y[idx])
+    def _fit_epoch(self, x, y, order, batch_size, hooks, start=0, sums=(0.0, 0, 0)):
+        """One epoch through the teaching path from step `start`; returns the epoch's logs.
+
+        After every step the loss, weights and moments must be finite. A
+        snapshot taken every SNAPSHOT_STEPS steps lets a bad step be undone:
+        back to the snapshot, replay the good steps since, raise BadStep.
+        """
+        loss_sum, correct, seen = sums
+        logs = self.running_logs(sums)
+        for batch, offset in enumerate(range(0, len(order), batch_size)):
+            if batch < start:
+                continue
+            if (batch - start) % SNAPSHOT_STEPS == 0:
+                snapshot, snapshot_step = Snapshot(self), batch
+            idx = order[offset:offset + batch_size]
+            with np.errstate(all="ignore"):  # non-finite values are caught just below
+                loss, ok = self._step(x[idx], y[idx])
+            if not finite(self, [loss]):
+                snapshot.restore()
+                for redo in range(snapshot_step, batch):
+                    self._step(x[order[redo * batch_size:(redo + 1) * batch_size]],
+                               y[order[redo * batch_size:(redo + 1) * batch_size]])
+                raise BadStep(batch)
             loss_sum += loss * len(idx)
             correct += ok
             seen += len(idx)
-            logs = {"loss": loss_sum / seen}
-            if self.metrics:
-                logs["accuracy"] = correct / seen
+            self._progress.update(step=batch + 1, sums=(loss_sum, correct, seen))
+            logs = self.running_logs((loss_sum, correct, seen))
             for hook in hooks:
                 hook.on_train_batch_end(batch, logs)
         return logs
@@ -384,37 +524,69 @@ class Sequential:
     def evaluate(self, x, y, batch_size=32, verbose=0):
         """[loss, accuracy] over (x, y): means of per-batch values weighted by batch size.
 
-        Without metrics, the loss alone, as Keras.
+        Without metrics, the loss alone, as Keras. x is checked and converted
+        batch by batch (see predict), so memory stays near x's own size.
         """
         self._require(compiled=True)
         batch_size = _checks.positive_int(batch_size, "batch_size")
-        loss, accuracy = self._evaluate(*self._clean(x, y), batch_size)
+        x = self._features(x)
+        y = _checks.as_labels(y, "y", self.num_classes, n=len(x))
+        loss, accuracy = self._evaluate(x, y, batch_size, clean=True)
         if verbose:
             print(f"loss: {loss:.4f} - accuracy: {accuracy:.4f}" if self.metrics else
                   f"loss: {loss:.4f}")
         return [loss, accuracy] if self.metrics else loss
 
-    def _evaluate(self, x, y, batch_size):
-        """(loss, accuracy) over checked arrays."""
+    def _evaluate(self, x, y, batch_size, clean=False):
+        """(loss, accuracy) over (x, y); clean: x still needs each batch checked and converted."""
         loss_sum, correct = 0.0, 0
         for start in range(0, len(x), batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            if clean:
+                xb = self._batch(x, start, batch_size)
             loss_sum += float(self.loss.forward(self._logits(xb, training=False), yb)) * len(xb)
             correct += int(np.count_nonzero(self.loss.probs.argmax(axis=1) == yb))
         return loss_sum / len(x), correct / len(x)
 
     def predict(self, x, batch_size=32):
-        """Model outputs (probabilities for a softmax model), (N, *output_shape)."""
+        """Model outputs (probabilities for a softmax model), (N, *output_shape).
+
+        x is checked and converted to the model's dtype one batch at a time,
+        so predicting a million uint8 images needs their own memory, the
+        outputs and a few batches, not a float copy of them all. Bad values
+        anywhere are still refused, with nothing returned.
+        """
         self._require()
         batch_size = _checks.positive_int(batch_size, "batch_size")
-        x = self._clean(x, labels=False)
+        x = self._features(x)
         out = np.empty((len(x),) + self.output_shape, self.dtype)
         for start in range(0, len(x), batch_size):
-            h = x[start:start + batch_size]
+            h = self._batch(x, start, batch_size)
             for layer in self.layers:
                 h = layer.forward(h)
             out[start:start + batch_size] = h
         return out
+
+    def _features(self, x):
+        """x as an array whose kind, batch axis and example shape are checked, not yet converted."""
+        arr = _checks._as_array(x, "x")
+        if arr.ndim < 2 or len(arr) == 0:
+            _checks.as_features(arr, "x", self.dtype, self.input_shape)  # raises, with its message
+        _checks.as_features(arr[:1], "x", self.dtype, self.input_shape)  # kind and shape
+        return arr
+
+    def _batch(self, x, start, batch_size):
+        """x[start:start + batch_size] checked and converted; a bad value names x's whole count."""
+        try:
+            return _checks.as_features(x[start:start + batch_size], "x", self.dtype, self.input_shape)
+        except InputError:
+            bad = 0
+            with np.errstate(over="ignore"):
+                for at in range(0, len(x), 4096):  # count over all of x, a block at a time
+                    block = np.asarray(x[at:at + 4096], dtype=self.dtype)
+                    bad += int(block.size - np.count_nonzero(np.isfinite(block)))
+            raise InputError(f"x contains {bad} NaN or infinite value(s) (after conversion to "
+                             f"{self.dtype.name}); clean or rescale the data first") from None
 
     # ---------------------------------------------------------------- weights
     def parameter_refs(self):

@@ -34,8 +34,8 @@ def main(argv=None):
     except NNError as exc:
         print(f"nn {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"nn {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # str(exc): how to resume, after a BackupAndRestore backup
+        print(f"nn {args.command}: {exc or 'interrupted'}", file=sys.stderr)
         return 130
     except OSError as exc:
         print(f"nn {args.command}: error: {exc}", file=sys.stderr)

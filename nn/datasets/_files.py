@@ -34,6 +34,7 @@ def atomic_write(path, data):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(path.parent, ".part")
     tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part"
     # Not mkstemp: its mode 0600 would survive the rename; 0666 lets the umask decide.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
@@ -64,3 +65,44 @@ def _fsync_folder(folder):
         pass  # Some file systems refuse fsync on folders; durability is best effort.
     finally:
         os.close(fd)
+
+
+def pid_alive(pid):
+    """True when process `pid` exists (ours or another user's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # someone else's process, or not a pid we can judge: keep its files
+    return True
+
+
+def remove_stale(folder, suffix="", prefix=""):
+    """Remove entries of `folder` named prefix...<pid>.<hex>suffix whose process is gone.
+
+    The temporary files and folders nn writes carry the writer's pid, so one
+    left by a killed process (kill -9 leaves no chance to clean up) is
+    removed the next time nn writes there, and a live writer's never is.
+    """
+    import shutil
+
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return
+    for name in entries:
+        if not (name.startswith(prefix) and name.endswith(suffix)):
+            continue
+        parts = name[len(prefix):len(name) - len(suffix)].split(".") if suffix else name[len(prefix):].split("-")
+        pid = next((int(p) for p in reversed(parts[:-1]) if p.isdigit()), None)
+        if pid is None or pid == os.getpid() or pid_alive(pid):
+            continue
+        target = os.path.join(folder, name)
+        if os.path.isdir(target):
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            try:
+                os.unlink(target)
+            except OSError:
+                pass

@@ -21,6 +21,7 @@ import numpy as np
 from nn.fast import config, steps_for
 from nn.fast.steps import param_views
 from nn.layers import Dense, Flatten
+from nn.nonfinite import BadStep
 from nn.optimizers import Adam
 
 #: Examples per call: small enough for the progress bar to move about ten
@@ -100,8 +101,14 @@ class FusedTrainer:
             # Item by item: the softmax layer's logits view shares its grads dict.
             layer.grads["kernel"], layer.grads["bias"] = kernel.copy(), bias.copy()
 
-    def run_epoch(self, x, y, order, batch_size, hooks):
-        """One epoch over x[order] in batches; calls the hooks per batch; returns the logs."""
+    def run_epoch(self, x, y, order, batch_size, hooks, start=0, sums=(0.0, 0, 0)):
+        """One epoch over x[order] in batches from step `start`; calls the hooks per batch; returns the logs.
+
+        sums: (loss sum, correct, examples seen) of the steps before `start`.
+        A chunk whose losses, weights or moments end non-finite is undone and
+        replayed step by step up to the bad step (`_good_steps`); the steps
+        before it are kept, their hooks run, then BadStep is raised.
+        """
         model, opt, dtype = self.model, self.model.optimizer, self.model.dtype
         x = _flat(x)
         y, order = y.astype(np.int64, copy=False), order.astype(np.int64, copy=False)
@@ -110,16 +117,28 @@ class FusedTrainer:
         flats = self._pack()
         grads = np.zeros_like(flats[0])
         _, c1, c2, eps = opt.coefficients(1, dtype)  # only alpha depends on the step
-        loss_sum, correct_sum, seen, logs = 0.0, 0, 0, {}
+        (loss_sum, correct_sum, seen), logs = sums, model.running_logs(sums)
+
+        def train(first, alphas, losses, correct):
+            self.steps.train_steps(x, y, order, first, batch_size, self.shapes, self.relu,
+                                   *flats, alphas, c1, c2, eps, *self.rows, self.threads,
+                                   losses, correct, grads)
+
         # Thread counts are set once per epoch: changing them wakes thread pools.
         with _threads(self.steps, self.threads, len(self.rows[0]) > 0):
-            for first in range(0, steps, chunk):
+            for first in range(start, steps, chunk):
                 count = min(chunk, steps - first)
                 losses, correct = np.empty(count, dtype), np.empty(count, np.int64)
                 alphas = opt.alphas(opt.iterations + 1, count, dtype)
-                self.steps.train_steps(x, y, order, first, batch_size, self.shapes, self.relu,
-                                       *flats, alphas, c1, c2, eps, *self.rows, self.threads,
-                                       losses, correct, grads)
+                before = [f.copy() for f in flats]
+                with np.errstate(all="ignore"):  # non-finite values are caught just below
+                    train(first, alphas, losses, correct)
+                bad = None
+                if not _finite(losses, flats):
+                    for dest, src in zip(flats, before):
+                        dest[...] = src
+                    count = self._good_steps(train, first, alphas, losses, correct, flats, grads)
+                    bad = count if count < len(alphas) else None
                 opt.state = opt.state._replace(count=opt.iterations + count)
                 self._unpack(flats, grads)
                 for s in range(count):  # the teaching path's running means, step by step
@@ -127,9 +146,35 @@ class FusedTrainer:
                     loss_sum += float(losses[s]) * size
                     correct_sum += int(correct[s])
                     seen += size
-                    logs = {"loss": loss_sum / seen}
-                    if model.metrics:
-                        logs["accuracy"] = correct_sum / seen
+                    logs = model.running_logs((loss_sum, correct_sum, seen))
+                    if s == count - 1:  # the model's state is now that after this step
+                        model._progress.update(step=first + count, sums=(loss_sum, correct_sum, seen))
                     for hook in hooks:
                         hook.on_train_batch_end(first + s, logs)
+                if bad is not None:
+                    raise BadStep(first + bad)
         return logs
+
+    @staticmethod
+    def _good_steps(train, first, alphas, losses, correct, flats, grads):
+        """Replay a chunk one step at a time from its start; stop before the first non-finite one.
+
+        Returns how many steps were fine; flats, grads, losses and correct
+        then hold the state and figures after the last good step.
+        """
+        for s in range(len(alphas)):
+            before = [f.copy() for f in flats] + [grads.copy()]
+            loss, ok = np.empty(1, losses.dtype), np.empty(1, np.int64)
+            with np.errstate(all="ignore"):
+                train(first + s, alphas[s:s + 1].copy(), loss, ok)
+            if not _finite(loss, flats):
+                for dest, src in zip(flats + [grads], before):
+                    dest[...] = src
+                return s
+            losses[s], correct[s] = loss[0], ok[0]
+        return len(alphas)  # each step alone stayed finite: the chunk is kept as replayed
+
+
+def _finite(losses, flats):
+    """True when every loss and every entry of the flat weights and moments is finite."""
+    return bool(np.isfinite(losses).all()) and all(np.isfinite(f).all() for f in flats)
