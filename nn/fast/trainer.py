@@ -142,8 +142,9 @@ class FusedTrainer:
 
         Results do not depend on the count, so only the time does.
         """
-        done = 0
-        for threads, count in self.choice.plan(len(adam.alphas)):
+        done, total = 0, len(adam.alphas)
+        while done < total:
+            threads, count = self.choice.part(total - done)
             part = slice(done, done + count)
             start = time.perf_counter()
             with _threads(self.steps, threads, len(self.rows[0]) > 0):

@@ -1,38 +1,46 @@
 """nn.fast.threads: the thread count follows measured step times, and probes stay cheap."""
 
-from nn.fast.threads import MAX_WAIT, PROBE_STEPS, ThreadChoice
+from nn.fast.threads import ThreadChoice
 
 
-def run(choice, chunks, seconds_per_step, steps=128):
-    """Feed `chunks` chunks through choice with fake timings; the parts it planned."""
-    parts = []
-    for chunk in range(chunks):
-        for threads, count in choice.plan(steps):
-            choice.record(threads, count, count * seconds_per_step(threads, chunk))
-            parts.append((threads, count))
-    return parts
+def run(choice, steps, seconds_per_step, chunk=128):
+    """Run `steps` steps in chunks through choice with fake timings; steps per thread count."""
+    taken = {}
+    for first in range(0, steps, chunk):
+        left = min(chunk, steps - first)
+        while left > 0:
+            threads, count = choice.part(left)
+            choice.record(threads, count, count * seconds_per_step[threads])
+            taken[threads] = taken.get(threads, 0) + count
+            left -= count
+    return taken
+
+
+QUIET = {1: 2e-4, 2: 1e-4}
+BUSY = {1: 2.4e-4, 2: 9e-3}  # one busy process: a 2-thread barrier waits a time slice
 
 
 def test_a_quiet_machine_keeps_every_core_and_a_busy_one_moves_to_one_thread():
     choice = ThreadChoice(2)
-    quiet = {1: 2e-4, 2: 1e-4}
-    busy = {1: 2.4e-4, 2: 9e-3}  # one busy process: the barrier waits a time slice
-    parts = run(choice, 40, lambda t, _: quiet[t])
+    taken = run(choice, 1500, QUIET)  # an epoch at batch 32
+    assert choice.best == 2 and taken[1] <= 40  # probes back off: a few steps in all
+    taken = run(choice, 1500, BUSY)
+    assert choice.best == 1 and taken[2] <= 32 + 40  # one part, then only short probes
+    run(choice, 3000, QUIET)  # the load goes: every core again, after two clear wins
     assert choice.best == 2
-    probed = sum(n for t, n in parts if t == 1)
-    assert 0 < probed <= 6 * PROBE_STEPS  # backing off: 8 steps, then waits 2, 4, 8, ...
-    parts = run(choice, 40, lambda t, _: busy[t])
+
+
+def test_noise_never_moves_to_more_threads_on_one_lucky_probe():
+    choice = ThreadChoice(2)
+    choice.best = 1
+    run(choice, 200, {1: 2e-4, 2: 2e-4})  # two threads no faster: never chosen
     assert choice.best == 1
-    assert sum(n for t, n in parts if t == 2) <= 3 * 128  # noticed within a few chunks
-    run(choice, 3 * MAX_WAIT, lambda t, _: quiet[t])  # the load goes: found again
-    assert choice.best == 2
 
 
 def test_the_first_call_is_never_timed_and_a_fixed_count_never_probes():
     choice = ThreadChoice(2)
-    assert choice.plan(128) == [(2, 128)]
+    assert choice.part(128) == (2, 128)
     choice.record(2, 128, 30.0)  # compilation: not a measure of the count
     assert choice.per_step == {}
-    fixed = ThreadChoice(3, adaptive=False)
-    assert {t for t, _ in run(fixed, 10, lambda t, _: 1.0)} == {3}
+    assert run(ThreadChoice(3, adaptive=False), 500, {3: 1.0}) == {3: 500}
     assert ThreadChoice(4).counts == [1, 2, 4]
