@@ -38,6 +38,11 @@ def run(args):
     check_backend(args.backend)
     (x_train, y_train), (x_test, y_test) = load_scaled_mnist(args.data_dir, args.dtype)
     model = seed_model(seed=args.seed, dtype=args.dtype, backend=args.backend)
+    if model.backend_name == "numba" and args.engine != "layers":
+        from nn.fast.numba_steps import cached
+        if not cached(model.dtype):
+            print("Compiling the fused steps for this CPU (once; later runs load them from "
+                  "numba's cache) ...", flush=True)
     start = time.perf_counter()
     history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
                         validation_split=args.validation_split, verbose=1, engine=args.engine)

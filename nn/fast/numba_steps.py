@@ -11,7 +11,7 @@ counts around a chunk (nn.fast.trainer does).
 import numpy as np
 from numba import njit
 
-from nn.fast.config import JIT
+from nn.fast.config import CACHE, JIT
 from nn.fast.numba_fused import Scratch, dense_step, layout
 from nn.fast.numba_kernels import MAX_THREADS
 from nn.fast.numba_kernels import threads as thread_counts  # noqa: F401  (the trainer's knob)
@@ -64,6 +64,25 @@ def dense_steps(chain, batches, first_step, adam, scratch, losses, correct):
         step = (adam.alphas[s], adam.one_minus_beta_1, adam.one_minus_beta_2, adam.epsilon)
         losses[s], correct[s] = dense_step(chain, batches, _batch(batches, first_step, s), step,
                                            scratch, at)
+
+
+def cached(dtype, sparse=True):
+    """Whether numba's on-disk cache holds this path's steps for `dtype` on this CPU.
+
+    False means the first chunk compiles them first (several seconds), which
+    `nn train` says in one line. Reads numba's cache index (an internal
+    format): any surprise there answers False, which only prints the line.
+    """
+    import llvmlite.binding
+
+    if not CACHE:
+        return False
+    try:
+        index = (sparse_steps if sparse else dense_steps)._cache._cache_file._load_index()
+        cpu = llvmlite.binding.get_host_cpu_name()
+        return any(np.dtype(dtype).name in str(key[0]) and cpu in str(key[1]) for key in index)
+    except Exception:  # noqa: BLE001  (no cache, another numba: say it compiles)
+        return False
 
 
 def train_steps(chain, batches, first_step, adam, threads, losses, correct, scratch=None):
