@@ -73,7 +73,10 @@ def xent_rows(logits, labels, rows, probs):
     loss_sum, correct = logits.dtype.type(0), 0
     for i in range(rows):
         z, p = logits[i], probs[i]
-        top = z.max()
+        top = z[0]
+        for j in range(1, z.shape[0]):  # z.max() as a loop: compiling np.max costs ~1 s
+            if top == top and not z[j] <= top:  # a NaN anywhere wins, as in np.max
+                top = z[j]
         total = logits.dtype.type(0)
         for j in range(z.shape[0]):
             p[j] = np.exp(z[j] - top)
