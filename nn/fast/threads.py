@@ -12,7 +12,9 @@ part of PROBE_STEPS steps tries another count. The risks are not symmetric:
 too few threads cost at most a factor of the core count, too many under load
 can cost fifty, so moving to fewer threads takes one faster measure and
 moving to more takes two probes in a row that win clearly. A probe that
-loses waits twice as long before the next (up to MAX_WAIT parts).
+loses waits twice as long before the next (up to MAX_WAIT parts). A run
+starts on one thread, the safe count, and the first part (which compiles)
+is never timed.
 """
 
 #: Steps a probe of another count takes: long enough to time (about 0.4 ms at
@@ -36,14 +38,16 @@ class ThreadChoice:
     def __init__(self, most, adaptive=True):
         self.counts = sorted({1, max(1, most // 2), most}) if adaptive else [most]
         self.per_step = {}  # thread count -> seconds per step, as last measured
-        self.best = most
+        self.best = self.counts[0]  # the safe start: more threads must prove themselves
         self.wait, self.gap, self.turn, self.wins = 0, 1, 0, 0
         self.warm = False  # the first call compiles and warms caches: never timed
 
     def part(self, steps):
         """(threads, count): how many of the remaining `steps` steps to run next, on how many threads."""
-        if not self.warm or len(self.counts) == 1:
+        if len(self.counts) == 1:
             return self.best, steps
+        if not self.warm:  # compiles: untimed, short and on the safe count
+            return self.best, min(PART_STEPS, steps)
         if self.best not in self.per_step:  # measure the chosen count before any probe
             return self.best, min(PART_STEPS, steps)
         if self.wait > 0:
