@@ -30,7 +30,6 @@ def add_parser(sub, common):
 
 def run(args):
     """Train the seed recipe; write model, history, metrics and curves to --out."""
-    from nn.plotting import plot_history
     from nn.recipe import seed_model
     from nn.saving import save_model
 
@@ -61,6 +60,8 @@ def run(args):
         os.makedirs(args.out, exist_ok=True)
     except OSError as exc:
         raise InputError(f"--out {args.out} cannot be created ({exc.strerror or exc})") from None
+    from nn.plotting import plot_history  # only now: matplotlib's import delays the first step
+
     save_model(model, os.path.join(args.out, "model.npz"))
     with open(os.path.join(args.out, "history.json"), "w") as f:
         json.dump(history.history, f, indent=1)
