@@ -30,16 +30,43 @@ def flops_per_example(widths=SEED_WIDTHS):
     return forward, backward
 
 
-def cpu_model():
-    """The CPU's model name from lscpu (or platform as a fallback)."""
+def lscpu():
+    """lscpu's fields as a dict (empty where lscpu is missing)."""
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
     except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or platform.machine()
+        return {}
+    return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in out.splitlines())}
+
+
+def cpu_model():
+    """The CPU's model name from lscpu (or platform as a fallback)."""
+    return lscpu().get("Model name") or platform.processor() or platform.machine()
+
+
+def git_state():
+    """The checkout's commit and whether its tracked files differ from it (None outside git)."""
+    def git(*args):
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except OSError:
+        return {"commit": None, "dirty": None}
+    return {"commit": commit or None, "dirty": dirty if commit else None}
+
+
+def spread(values):
+    """The repeats with their median and interquartile range (pyperf's and pytest-benchmark's
+    summary of a timing)."""
+    values = [float(v) for v in values]
+    if len(values) > 1:
+        q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    else:
+        q1 = q3 = values[0]
+    return {"repeats": values, "median": statistics.median(values), "iqr": q3 - q1,
+            "q1": q1, "q3": q3}
 
 
 def versions():
@@ -59,8 +86,14 @@ def machine():
     """Hardware facts and the load at the start (others' work skews timings)."""
     from nn.fast.config import thread_settings
 
+    info = lscpu()
+    caches = {k: v for k, v in info.items() if k.endswith("cache")}
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(),
-            "load_average_1m": os.getloadavg()[0], "threads": thread_settings()}
+            "cpu_flags": info.get("Flags", "").split(), "caches": caches,
+            "cpu_family_model_stepping": [info.get("CPU family"), info.get("Model"),
+                                          info.get("Stepping")],
+            "hypervisor": info.get("Hypervisor vendor"),
+            "load_average_1m": os.getloadavg()[0], "threads": thread_settings(), **git_state()}
 
 
 def matmul_gflops(n=2048, repeats=5):

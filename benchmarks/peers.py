@@ -12,7 +12,8 @@ import time
 import numpy as np
 
 
-def run_nn(backend, data, batch_size, epochs, seed, skip_zeros="auto", threads=None):
+def run_nn(backend, data, batch_size, epochs, seed, target=None, skip_zeros="auto",
+           threads=None):
     """nn's fit (fused steps) on `backend`, with or without first-layer zero-skipping."""
     from nn.callbacks import Callback
     from nn.fast import config
@@ -27,15 +28,20 @@ def run_nn(backend, data, batch_size, epochs, seed, skip_zeros="auto", threads=N
 
         def on_epoch_end(self, epoch, logs=None):
             self.seconds.append(time.perf_counter() - self.start)
+            if target and model.evaluate(x_test, y_test, batch_size=1024)[1] >= target:
+                self.reached = time.time()
+                model.stop_training = True
 
     config.SKIP_ZEROS, config.NUM_THREADS = skip_zeros, threads or config.NUM_THREADS
+    config.ADAPTIVE_THREADS = config.ADAPTIVE_THREADS and threads is None
     (x, y), (x_test, y_test) = data
     model, timer = seed_model(seed=seed, backend=backend), Timer()
+    timer.reached = None
     model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[timer])
-    return timer.seconds, model.evaluate(x_test, y_test, batch_size=1024)[1]
+    return timer.seconds, model.evaluate(x_test, y_test, batch_size=1024)[1], timer.reached
 
 
-def run_keras(data, batch_size, epochs, seed):
+def run_keras(data, batch_size, epochs, seed, target=None):
     """keras.Sequential + model.fit, defaults as the notebook (TensorFlow backend)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
@@ -47,15 +53,23 @@ def run_keras(data, batch_size, epochs, seed):
                               keras.layers.Dense(32, activation="relu"),
                               keras.layers.Dense(10, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    seconds, start = [], [0.0]
+    seconds, start, reached = [], [0.0], [None]
+
+    def epoch_end(epoch, logs):
+        seconds.append(time.perf_counter() - start[0])
+        if target and model.evaluate(x_test, y_test, batch_size=1024, verbose=0)[1] >= target:
+            reached[0] = time.time()
+            model.stop_training = True
+
     timer = keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda e, logs: start.__setitem__(0, time.perf_counter()),
-        on_epoch_end=lambda e, logs: seconds.append(time.perf_counter() - start[0]))
+        on_epoch_end=epoch_end)
     model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[timer])
-    return seconds, float(model.evaluate(x_test, y_test, batch_size=1024, verbose=0)[1])
+    return (seconds, float(model.evaluate(x_test, y_test, batch_size=1024, verbose=0)[1]),
+            reached[0])
 
 
-def run_torch(data, batch_size, epochs, seed):
+def run_torch(data, batch_size, epochs, seed, target=None):
     """PyTorch eager: nn.Sequential, CrossEntropyLoss on logits, fused Adam."""
     import torch
 
@@ -66,7 +80,13 @@ def run_torch(data, batch_size, epochs, seed):
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7, fused=True)
     loss_fn = torch.nn.CrossEntropyLoss()
     xs, ys = torch.from_numpy(x), torch.from_numpy(y)
-    gen, seconds = torch.Generator().manual_seed(seed), []
+    gen, seconds, reached = torch.Generator().manual_seed(seed), [], None
+
+    def accuracy():
+        with torch.no_grad():
+            pred = net(torch.from_numpy(x_test)).argmax(dim=1).numpy()
+        return float(np.mean(pred == y_test))
+
     for _ in range(epochs):
         start = time.perf_counter()
         perm = torch.randperm(len(xs), generator=gen)
@@ -76,12 +96,13 @@ def run_torch(data, batch_size, epochs, seed):
             loss_fn(net(xs[idx]), ys[idx]).backward()
             opt.step()
         seconds.append(time.perf_counter() - start)
-    with torch.no_grad():
-        pred = net(torch.from_numpy(x_test)).argmax(dim=1).numpy()
-    return seconds, float(np.mean(pred == y_test))
+        if target and accuracy() >= target:
+            reached = time.time()
+            break
+    return seconds, accuracy(), reached
 
 
-def run_jax(data, batch_size, epochs, seed, scan=True):
+def run_jax(data, batch_size, epochs, seed, target=None, scan=True):
     """JAX: a jitted step (scan=False) or the whole epoch jitted in lax.scan (scan=True)."""
     import jax
     import jax.numpy as jnp
@@ -123,7 +144,12 @@ def run_jax(data, batch_size, epochs, seed, scan=True):
     step_jit = jax.jit(lambda state, xs, ys, idx: step(state, (xs[idx], ys[idx]))[0])
     zeros = jax.tree.map(jnp.zeros_like, params)
     state = (params, zeros, zeros, jnp.float32(0))
-    xs, ys, seconds = jnp.asarray(x), jnp.asarray(y), []
+    xs, ys, seconds, reached = jnp.asarray(x), jnp.asarray(y), [], None
+
+    def accuracy():
+        return float(np.mean(np.asarray(logits(state[0], jnp.asarray(x_test)).argmax(axis=1))
+                             == y_test))
+
     for _ in range(epochs):
         start = time.perf_counter()
         perm = rng.permutation(len(x))
@@ -137,11 +163,14 @@ def run_jax(data, batch_size, epochs, seed, scan=True):
             state = step_jit(state, xs, ys, jnp.asarray(perm[full:]))
         jax.block_until_ready(state)
         seconds.append(time.perf_counter() - start)
-    pred = np.asarray(logits(state[0], jnp.asarray(x_test)).argmax(axis=1))
-    return seconds, float(np.mean(pred == y_test))
+        if target and accuracy() >= target:
+            reached = time.time()
+            break
+    return seconds, accuracy(), reached
 
 
-#: framework name -> (module that must import, runner(data, batch_size, epochs, seed)).
+#: framework name -> (module that must import,
+#: runner(data, batch_size, epochs, seed, target) -> (epoch seconds, test accuracy, reached)).
 RUNNERS = {
     "nn-numba": ("numba", lambda *a: run_nn("numba", *a)),
     "nn-numba-dense": ("numba", lambda *a: run_nn("numba", *a, skip_zeros="0")),

@@ -64,9 +64,7 @@ def run(args):
     from nn.backup import BackupAndRestore
     from nn.diagnostics import Diagnostics
     from nn.metrics import evaluate_classes
-    from nn.plotting import plot_history
     from nn.recipe import seed_model
-    from nn.report import write_pictures
     from nn.runfolder import RunFolder
     from nn.saving import save_model
 
@@ -80,6 +78,11 @@ def run(args):
         if args.examples is not None:
             x_train, y_train = x_train[:args.examples], y_train[:args.examples]
         model = seed_model(seed=args.seed, dtype=args.dtype, backend=args.backend)
+        if model.backend_name == "numba" and args.engine != "layers":
+            from nn.fast.numba_steps import cached
+            if not cached(model.dtype):
+                print("Compiling the fused steps for this CPU (once; later runs load them from "
+                      "numba's cache) ...", flush=True)
         backup = None if args.backup_dir is None else BackupAndRestore(args.backup_dir,
                                                                       delete_checkpoint=False)
         callbacks = [] if args.diagnostics is None else [  # probe: the first 512 training images
@@ -104,6 +107,9 @@ def run(args):
             "numpy": np.__version__, "machine": platform.machine(),
             "classification": evaluate_classes(model, x_test, y_test, class_names),  # as nn evaluate prints
         }
+        from nn.plotting import plot_history  # only now: matplotlib's import delays the first step
+        from nn.report import write_pictures
+
         with folder.file("model.npz") as path:
             save_model(model, path)
         folder.write_json("history.json", history.history)

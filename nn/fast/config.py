@@ -2,8 +2,9 @@
 
 NN_NUMBA_CACHE=0|1 turns the on-disk cache of compiled code off or on (default
 on, so a new process skips compilation); NN_NUM_THREADS sets the threads of the
-fused steps and NN_BLAS_THREADS those of the BLAS behind numba's np.dot outside
-training (each a positive integer; unset or 0: every core); NN_SKIP_ZEROS=0|1|auto
+fused steps (unset or 0: up to every core, each chunk's count chosen from
+measured step times) and NN_BLAS_THREADS those of the BLAS behind numba's
+np.dot outside training (each a positive integer; unset or 0: every core); NN_SKIP_ZEROS=0|1|auto
 decides whether the fused trainer skips zero inputs.
 
 Flags are read once, at import, and a bad value never breaks `import nn`: it is
@@ -69,6 +70,9 @@ JIT_MATMUL = dict(JIT, fastmath=FASTMATH_MATMUL)
 #: are bit-identical for any count. On a machine shared with other busy
 #: processes, NN_NUM_THREADS=1 avoids waiting for a thread that has lost its core.
 NUM_THREADS, _NUM_PROBLEM = _threads("NN_NUM_THREADS")
+#: Unset or 0: the trainer chooses each chunk's count, up to NUM_THREADS, from
+#: measured step times (nn.fast.threads); a count given is used as it is.
+ADAPTIVE_THREADS = os.environ.get("NN_NUM_THREADS", "").strip() in ("", "0")
 
 #: Threads of the BLAS that numba's np.dot calls (SciPy's bundled OpenBLAS,
 #: separate from NumPy's) outside training, i.e. in predict and evaluate:
@@ -114,7 +118,8 @@ def thread_settings():
     settings = {k: os.environ.get(k) for k in (
         "NN_NUM_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER", "OMP_NUM_THREADS",
         "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY", "NN_BLAS_THREADS", "NN_SKIP_ZEROS")}
-    settings.update(fused_threads=NUM_THREADS, numba_blas_threads=BLAS_THREADS,
+    settings.update(fused_threads=NUM_THREADS, adaptive_threads=ADAPTIVE_THREADS,
+                    numba_blas_threads=BLAS_THREADS,
                     skip_zeros_density=SKIP_ZEROS_DENSITY if SKIP_ZEROS == "auto" else None)
     try:
         import numba

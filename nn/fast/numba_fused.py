@@ -5,10 +5,35 @@ The row helpers here are shared by the layer-by-layer kernels in
 BLAS path below (dense_step), so every numba path rounds alike.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
 from nn.fast.config import JIT
+
+
+class Scratch(NamedTuple):
+    """Work arrays of the compiled steps, allocated once per chunk (train_steps does).
+
+    acts, deltas (B * sum of units,): each layer's outputs and gradients, layer
+    after layer; labels (B,) int64; xb (B * I,): the gathered batch on the BLAS
+    path (empty on the compressed-row path). Compressed-row path only:
+    batch_cols, batch_vals (B, most nonzeros of a row): each batch row's
+    nonzero inputs, counts (B,) how many; starts (T, I + 1), cols, vals
+    (T, B * most): per-task copies grouped by input column, for T tasks.
+    """
+
+    acts: np.ndarray
+    deltas: np.ndarray
+    labels: np.ndarray
+    xb: np.ndarray
+    batch_cols: np.ndarray
+    batch_vals: np.ndarray
+    counts: np.ndarray
+    starts: np.ndarray
+    cols: np.ndarray
+    vals: np.ndarray
 
 
 @njit(**JIT)
@@ -33,7 +58,10 @@ def relu_mask(g, y, rows):
 @njit(**JIT)
 def bias_sum(g, rows, out):
     """out = sum of g's first `rows` rows, added in row order, out (O,)."""
-    out[:] = g[0]
+    # Loops, not slice assignment: numba's shape check for `out[:] = g[0]`
+    # compiles an error-message formatter, over a second of a cold start.
+    for j in range(g.shape[1]):
+        out[j] = g[0, j]
     for i in range(1, rows):
         for j in range(g.shape[1]):
             out[j] += g[i, j]
@@ -45,7 +73,10 @@ def xent_rows(logits, labels, rows, probs):
     loss_sum, correct = logits.dtype.type(0), 0
     for i in range(rows):
         z, p = logits[i], probs[i]
-        top = z.max()
+        top = z[0]
+        for j in range(1, z.shape[0]):  # z.max() as a loop: compiling np.max costs ~1 s
+            if top == top and not z[j] <= top:  # a NaN anywhere wins, as in np.max
+                top = z[j]
         total = logits.dtype.type(0)
         for j in range(z.shape[0]):
             p[j] = np.exp(z[j] - top)
@@ -145,16 +176,22 @@ def _loss_gradient(logits, labels, rows, g):
 
 
 @njit(**JIT)
-def dense_step(x, y, idx, shapes, relu, w, m, v, grads, xb, acts, deltas, labels, at, adam):
-    """One Adam step of the chain on the batch x[idx], every product in BLAS: (loss, correct)."""
+def dense_step(chain, batches, idx, adam, scratch, at):
+    """One Adam step of the chain on the batch x[idx], every product in BLAS: (loss, correct).
+
+    adam = (alpha, 1 - b1, 1 - b2, eps) of this step; at = layout(chain.shapes).
+    """
+    x, shapes, relu, w, grads = batches.x, chain.shapes, chain.relu, chain.w, chain.grads
+    acts, deltas, labels = scratch.acts, scratch.deltas, scratch.labels
     rows = idx.shape[0]
-    batch = _block(xb, 0, rows, x.shape[1])
+    batch = _block(scratch.xb, 0, rows, x.shape[1])
     for b in range(rows):
-        labels[b] = y[idx[b]]
-        batch[b] = x[idx[b]]
+        labels[b] = batches.y[idx[b]]
+        for k in range(x.shape[1]):
+            batch[b, k] = x[idx[b], k]
     logits = _forward(shapes, relu, w, acts, at, rows, batch, 0)
     g = _block(deltas, rows * at[2][-2], rows, shapes[-1, 1])
     loss, correct = _loss_gradient(logits, labels, rows, g)
     _backward_from(shapes, relu, w, grads, batch, acts, deltas, at, rows, 0)
-    adam_flat(w, grads, m, v, adam[0], adam[1], adam[2], adam[3])
+    adam_flat(w, grads, chain.m, chain.v, adam[0], adam[1], adam[2], adam[3])
     return loss, correct

@@ -70,21 +70,23 @@ def _rows_times(cols, vals, n, matrix, o):
 
 
 @njit(parallel=True, **JIT_MATMUL)
-def first_layer_rows(indptr, indices, values, idx, kernel, bias, relu, out, batch_cols,
-                     batch_vals, counts, pieces):
+def first_layer_rows(batches, idx, kernel, bias, relu, out, scratch, pieces):
     """out (B, O) = act(x[idx] @ kernel + bias) from x's compressed rows, on `pieces` threads.
 
-    Row b's nonzero inputs are also copied to batch_cols[b], batch_vals[b]
-    (counts[b] of them), where first_layer_update finds them in cache.
+    Row b's nonzero inputs are also copied to scratch.batch_cols[b] and
+    batch_vals[b] (counts[b] of them), where first_layer_update finds them in cache.
     """
+    indptr, indices, values = batches.indptr, batches.indices, batches.values
+    batch_cols, batch_vals, counts = scratch.batch_cols, scratch.batch_vals, scratch.counts
     rows = idx.shape[0]
     for p in prange(pieces):
         for b in range(rows * p // pieces, rows * (p + 1) // pieces):
             r = idx[b]
             n = indptr[r + 1] - indptr[r]
             counts[b] = n
-            batch_cols[b, :n] = indices[indptr[r]:indptr[r + 1]]
-            batch_vals[b, :n] = values[indptr[r]:indptr[r + 1]]
+            for c in range(n):  # a loop: slice assignment compiles a shape-error formatter
+                batch_cols[b, c] = indices[indptr[r] + c]
+                batch_vals[b, c] = values[indptr[r] + c]
             o = out[b]
             _rows_times(batch_cols[b], batch_vals[b], n, kernel, o)
             for j in range(o.shape[0]):
@@ -118,24 +120,28 @@ def _input_columns(batch_cols, batch_vals, counts, k0, k1, starts, rows, vals):
 # No fastmath: flags reach the functions this one calls, and Adam must round
 # exactly as its twin (fused multiply-adds would not).
 @njit(parallel=True, **JIT)
-def first_layer_update(batch_cols, batch_vals, counts, g, w, grads, m, v, n_in, n_out, adam,
-                       starts, cols, vals, pieces):
+def first_layer_update(chain, scratch, g, adam, pieces):
     """W1's gradient x[idx]^T g, then Adam on every parameter, on `pieces` threads.
 
     g (B, O): the gradient at the first layer's pre-activations; every other
-    gradient must already be in grads (flat, in Keras's order, so W1 is
-    grads[:n_in * n_out]). Task p owns W1's input rows k0:k1: it sums their
+    gradient must already be in chain.grads (flat, in Keras's order, so W1 is
+    grads[:n_in * n_out]); the batch's nonzero inputs in scratch (from
+    first_layer_rows). Task p owns W1's input rows k0:k1: it sums their
     gradients (each a sum over the batch in row order, as the twin's x^T g)
     and moves exactly those weights, a contiguous block. The remaining
     parameters are cut into equal ranges. adam = (alpha, 1 - b1, 1 - b2, eps).
-    starts, cols, vals: per-task scratch (pieces, ...).
     """
+    w, grads, m, v = chain.w, chain.grads, chain.m, chain.v
+    n_in, n_out = chain.shapes[0, 0], chain.shapes[0, 1]
+    starts, cols, vals = scratch.starts, scratch.cols, scratch.vals
+    counts = scratch.counts[:g.shape[0]]
     d_kernel = grads[:n_in * n_out].reshape(n_in, n_out)
     rest, n_rest = n_in * n_out, w.shape[0] - n_in * n_out
     alpha, one_minus_beta_1, one_minus_beta_2, epsilon = adam
     for p in prange(pieces):
         k0, k1 = n_in * p // pieces, n_in * (p + 1) // pieces
-        _input_columns(batch_cols, batch_vals, counts, k0, k1, starts[p], cols[p], vals[p])
+        _input_columns(scratch.batch_cols, scratch.batch_vals, counts, k0, k1, starts[p],
+                       cols[p], vals[p])
         for k in range(k0, k1):
             lo, hi = starts[p, k - k0], starts[p, k - k0 + 1]
             _rows_times(cols[p, lo:], vals[p, lo:], hi - lo, g, d_kernel[k])
@@ -146,20 +152,23 @@ def first_layer_update(batch_cols, batch_vals, counts, g, w, grads, m, v, n_in, 
 
 
 @njit(**JIT)
-def sparse_step(indptr, indices, values, y, idx, shapes, relu, w, m, v, grads, acts, deltas,
-                labels, at, adam, batch_cols, batch_vals, counts, starts, cols, vals, pieces):
-    """One Adam step of the chain on the batch x[idx] from x's compressed rows: (loss, correct)."""
+def sparse_step(chain, batches, idx, adam, scratch, at, pieces):
+    """One Adam step of the chain on the batch x[idx] from x's compressed rows: (loss, correct).
+
+    adam = (alpha, 1 - b1, 1 - b2, eps) of this step; at = layout(chain.shapes);
+    the first layer's work is cut into `pieces` tasks.
+    """
+    shapes, w, grads = chain.shapes, chain.w, chain.grads
+    acts, deltas = scratch.acts, scratch.deltas
     rows, n_in, n_out = idx.shape[0], shapes[0, 0], shapes[0, 1]
     for b in range(rows):
-        labels[b] = y[idx[b]]
+        scratch.labels[b] = batches.y[idx[b]]
     h = _block(acts, 0, rows, n_out)
-    first_layer_rows(indptr, indices, values, idx, _block(w, 0, n_in, n_out),
-                     w[n_in * n_out:n_in * n_out + n_out], relu[0], h, batch_cols, batch_vals,
-                     counts, pieces)
-    logits = _forward(shapes, relu, w, acts, at, rows, h, 1)
+    first_layer_rows(batches, idx, _block(w, 0, n_in, n_out),
+                     w[n_in * n_out:n_in * n_out + n_out], chain.relu[0], h, scratch, pieces)
+    logits = _forward(shapes, chain.relu, w, acts, at, rows, h, 1)
     g = _block(deltas, rows * at[2][-2], rows, shapes[-1, 1])
-    loss, correct = _loss_gradient(logits, labels, rows, g)
-    _backward_from(shapes, relu, w, grads, h, acts, deltas, at, rows, 1)
-    first_layer_update(batch_cols, batch_vals, counts[:rows], _block(deltas, 0, rows, n_out), w,
-                       grads, m, v, n_in, n_out, adam, starts, cols, vals, pieces)
+    loss, correct = _loss_gradient(logits, scratch.labels, rows, g)
+    _backward_from(shapes, chain.relu, w, grads, h, acts, deltas, at, rows, 1)
+    first_layer_update(chain, scratch, _block(deltas, 0, rows, n_out), adam, pieces)
     return loss, correct

@@ -3,58 +3,103 @@
 `train_steps` takes a whole chunk of Adam steps of a Dense chain in one
 call: on the compressed-row path (numba_sparse) the first layer visits only
 nonzero inputs on every core; otherwise every product goes to BLAS
-(numba_fused.dense_step). `threads` sets numba's and BLAS's thread counts
-around a chunk (nn.fast.trainer does).
+(numba_fused.dense_step). Each path is its own compiled loop, so a run
+compiles only the one it takes. `threads` sets numba's and BLAS's thread
+counts around a chunk (nn.fast.trainer does).
 """
 
 import numpy as np
 from numba import njit
 
-from nn.fast.config import JIT
-from nn.fast.numba_fused import dense_step, layout
+from nn.fast.config import CACHE, JIT
+from nn.fast.numba_fused import Scratch, dense_step, layout
 from nn.fast.numba_kernels import MAX_THREADS
 from nn.fast.numba_kernels import threads as thread_counts  # noqa: F401  (the trainer's knob)
 from nn.fast.numba_sparse import nonzero_rows, sparse_step  # noqa: F401  (a step kernel)
+from nn.fast.steps import AdamSteps, Batches, Chain  # noqa: F401  (the arguments, shared)
 
 NAME = "numba"
 
 
-@njit(**JIT)
-def train_steps(x, y, order, first_step, batch_size, shapes, relu, w, m, v, alphas,
-                one_minus_beta_1, one_minus_beta_2, epsilon, indptr, indices, values, threads,
-                losses, correct, grads):
-    """len(alphas) Adam steps of a Dense chain from step `first_step` of an epoch; see the twin.
+def scratch_for(chain, batches, tasks):
+    """Scratch for train_steps on these batches with up to `tasks` tasks (a few KB to MB)."""
+    dtype, batch_size, n_in = batches.x.dtype, batches.batch_size, int(chain.shapes[:, 0].max())
+    width = int(chain.shapes[:, 1].sum())
+    sparse = len(batches.indptr) > 0
+    longest = int(np.diff(batches.indptr).max(initial=0)) if sparse else 0  # MNIST: ~300 of 784
+    per_task = batch_size * longest
+    return Scratch(acts=np.empty(batch_size * width, dtype),
+                   deltas=np.empty(batch_size * width, dtype),
+                   labels=np.empty(batch_size, np.int64),
+                   xb=np.empty(0 if sparse else batch_size * batches.x.shape[1], dtype),
+                   batch_cols=np.empty((batch_size, longest), np.int32),
+                   batch_vals=np.empty((batch_size, longest), dtype),
+                   counts=np.empty(batch_size, np.int64),
+                   starts=np.empty((tasks if sparse else 0, n_in + 1), np.int64),
+                   cols=np.empty((tasks if sparse else 0, per_task), np.int32),
+                   vals=np.empty((tasks if sparse else 0, per_task), dtype))
 
-    With x's compressed rows (nonzero_rows; empty arrays for none) the first
-    layer visits only nonzero inputs, in `threads` tasks (numba_sparse); run
-    it inside `threads(...)` so that numba has that many. Without them, every
-    product goes to BLAS.
+
+@njit(**JIT)
+def _batch(batches, first_step, s):
+    start = (first_step + s) * batches.batch_size
+    return batches.order[start:min(start + batches.batch_size, batches.x.shape[0])]
+
+
+@njit(**JIT)
+def sparse_steps(chain, batches, first_step, adam, scratch, pieces, losses, correct):
+    """The compressed-row path of train_steps: the first layer in `pieces` tasks."""
+    at = layout(chain.shapes)
+    for s in range(adam.alphas.shape[0]):
+        step = (adam.alphas[s], adam.one_minus_beta_1, adam.one_minus_beta_2, adam.epsilon)
+        losses[s], correct[s] = sparse_step(chain, batches, _batch(batches, first_step, s), step,
+                                            scratch, at, pieces)
+
+
+@njit(**JIT)
+def dense_steps(chain, batches, first_step, adam, scratch, losses, correct):
+    """The BLAS path of train_steps."""
+    at = layout(chain.shapes)
+    for s in range(adam.alphas.shape[0]):
+        step = (adam.alphas[s], adam.one_minus_beta_1, adam.one_minus_beta_2, adam.epsilon)
+        losses[s], correct[s] = dense_step(chain, batches, _batch(batches, first_step, s), step,
+                                           scratch, at)
+
+
+def cached(dtype, sparse=True):
+    """Whether numba's on-disk cache holds this path's steps for `dtype` on this CPU.
+
+    False means the first chunk compiles them first (several seconds), which
+    `nn train` says in one line. Reads numba's cache index (an internal
+    format): any surprise there answers False, which only prints the line.
     """
-    at = layout(shapes)
-    width, n_in = at[2][-1], shapes[:, 0].max()
-    acts, deltas = np.empty(batch_size * width, x.dtype), np.empty(batch_size * width, x.dtype)
-    labels = np.empty(batch_size, np.int64)
+    import llvmlite.binding
+
+    if not CACHE:
+        return False
+    try:
+        index = (sparse_steps if sparse else dense_steps)._cache._cache_file._load_index()
+        cpu = llvmlite.binding.get_host_cpu_name()
+        return any(np.dtype(dtype).name in str(key[0]) and cpu in str(key[1]) for key in index)
+    except Exception:  # noqa: BLE001  (no cache, another numba: say it compiles)
+        return False
+
+
+def train_steps(chain, batches, first_step, adam, threads, losses, correct, scratch=None):
+    """len(adam.alphas) Adam steps of a Dense chain from step `first_step`; see the twin.
+
+    With x's compressed rows in batches (nonzero_rows; empty arrays for none)
+    the first layer visits only nonzero inputs, in `threads` tasks
+    (numba_sparse); run it inside `thread_counts(...)` so that numba has that
+    many. Without them, every product goes to BLAS. scratch: from scratch_for
+    with at least `threads` tasks, to reuse across chunks (default: made here).
+    """
     pieces = max(1, min(threads, MAX_THREADS))
-    sparse = indptr.shape[0] > 0
-    counts = np.empty(batch_size, np.int64)
-    longest = 0  # the most nonzero inputs of any row: sizes the scratch (MNIST: ~300 of 784)
-    for r in range(indptr.shape[0] - 1):
-        longest = max(longest, indptr[r + 1] - indptr[r])
-    batch_cols = np.empty((batch_size if sparse else 0, longest), np.int64)
-    batch_vals = np.empty((batch_size if sparse else 0, longest), x.dtype)
-    starts = np.empty((pieces, n_in + 1), np.int64)
-    scratch = batch_size * longest
-    cols, vals = np.empty((pieces, scratch), np.int64), np.empty((pieces, scratch), x.dtype)
-    xb = np.empty(0 if sparse else batch_size * x.shape[1], x.dtype)
-    for s in range(alphas.shape[0]):
-        start = (first_step + s) * batch_size
-        idx = order[start:min(start + batch_size, x.shape[0])]
-        adam = (alphas[s], one_minus_beta_1, one_minus_beta_2, epsilon)
-        if sparse:
-            losses[s], correct[s] = sparse_step(indptr, indices, values, y, idx, shapes, relu, w,
-                                                m, v, grads, acts, deltas, labels, at, adam,
-                                                batch_cols, batch_vals, counts, starts, cols,
-                                                vals, pieces)
-        else:
-            losses[s], correct[s] = dense_step(x, y, idx, shapes, relu, w, m, v, grads, xb, acts,
-                                               deltas, labels, at, adam)
+    if scratch is None:
+        scratch = scratch_for(chain, batches, pieces)
+    if len(batches.indptr):
+        if len(scratch.starts) < pieces:  # the compiled loops do not check bounds
+            raise ValueError(f"scratch for {len(scratch.starts)} tasks, not {pieces}")
+        sparse_steps(chain, batches, first_step, adam, scratch, pieces, losses, correct)
+    else:
+        dense_steps(chain, batches, first_step, adam, scratch, losses, correct)

@@ -7,12 +7,58 @@ is what `fit(engine="fused")` runs on the numpy backend, and the
 specification the compiled version in `numba_steps` is tested against.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from nn.kernels.numpy_kernels import (adam_update, bias_grad, dense_forward, matmul_nt, matmul_tn,
                                       relu_backward, softmax_xent_backward, softmax_xent_forward)
 
 NAME = "numpy"
+
+
+class Chain(NamedTuple):
+    """The Dense chain being trained; its arrays are updated in place.
+
+    shapes (L, 2) int64: (inputs, units) per Dense layer; relu (L,) bool: ReLU
+    after it (the last layer gives logits). w, m, v (P,): parameters and
+    Adam's moments, flat in Keras's order (see param_views); grads (P,): the
+    last step's gradient, laid out like w.
+    """
+
+    shapes: np.ndarray
+    relu: np.ndarray
+    w: np.ndarray
+    m: np.ndarray
+    v: np.ndarray
+    grads: np.ndarray
+
+
+class Batches(NamedTuple):
+    """The epoch's batches: step s trains on x[order[s*batch_size:(s+1)*batch_size]].
+
+    x (N, I) float and y (N,) int64: the training set; order (N,) int64: the
+    epoch's permutation; the last batch may be short. indptr, indices, values:
+    x's nonzero_rows, or empty arrays for none, a speed hint (the compiled
+    steps then skip zero inputs) that never changes a result.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    order: np.ndarray
+    batch_size: int
+    indptr: np.ndarray
+    indices: np.ndarray
+    values: np.ndarray
+
+
+class AdamSteps(NamedTuple):
+    """Adam's scalars for a chunk of S steps: alphas (S,), one per step, and the rest as in adam_update."""
+
+    alphas: np.ndarray
+    one_minus_beta_1: float
+    one_minus_beta_2: float
+    epsilon: float
 
 
 def param_views(flat, shapes):
@@ -38,26 +84,20 @@ def nonzero_rows(x):
     return indptr, cols.astype(np.int32), x[rows, cols]
 
 
-def train_steps(x, y, order, first_step, batch_size, shapes, relu, w, m, v, alphas,
-                one_minus_beta_1, one_minus_beta_2, epsilon, indptr, indices, values, threads,
-                losses, correct, grads):
-    """len(alphas) Adam steps of a chain of Dense layers, as the layer-by-layer path takes them.
+def train_steps(chain, batches, first_step, adam, threads, losses, correct, scratch=None):
+    """len(adam.alphas) Adam steps of a chain of Dense layers, as the layer-by-layer path takes them.
 
-    x (N, I) float and y (N,) int64: the training set; order (N,) int64: the
-    epoch's permutation; step s trains on order[s*batch_size:(s+1)*batch_size]
-    (the last batch may be short), for s = first_step, first_step + 1, ...
-    shapes (L, 2) int64: (inputs, units) per Dense layer; relu (L,) bool: ReLU
-    after it (the last layer gives logits). w, m, v (P,): parameters and Adam
-    moments, flat in Keras's order (see param_views), updated in place.
-    alphas (S,): Adam's alpha for each of the S steps; the other Adam scalars
-    as in adam_update. indptr, indices, values (x's nonzero_rows, or empty
-    arrays) and threads are speed hints that never change a result. Writes
-    each step's mean loss into losses (S,) and its number of correct argmax
-    predictions into correct (S,), both measured before the step's update,
-    and the last step's gradient, flat like w, into grads (P,).
+    Steps first_step, first_step + 1, ... of the epoch (see Batches), on the
+    Chain, whose arrays are updated in place; adam: AdamSteps. threads and
+    scratch (the compiled twin's work arrays) are speed hints that never
+    change a result; here they are unused. Writes each step's mean loss into
+    losses (S,) and its number of correct argmax predictions into correct (S,),
+    both measured before the step's update, and the last step's gradient into
+    chain.grads.
     """
-    params = param_views(w, shapes)
-    for s in range(len(alphas)):
+    x, y, order, batch_size = batches.x, batches.y, batches.order, batches.batch_size
+    params, relu, grads = param_views(chain.w, chain.shapes), chain.relu, chain.grads
+    for s in range(len(adam.alphas)):
         start = (first_step + s) * batch_size
         idx = order[start:start + batch_size]
         outputs, labels = [x[idx]], y[idx]
@@ -73,4 +113,5 @@ def train_steps(x, y, order, first_step, batch_size, shapes, relu, w, m, v, alph
             if layer > 0:
                 g = matmul_nt(g, params[layer][0])
         grads[:] = np.concatenate([a.ravel() for a in layer_grads])
-        adam_update(w, grads, m, v, alphas[s], one_minus_beta_1, one_minus_beta_2, epsilon)
+        adam_update(chain.w, grads, chain.m, chain.v, adam.alphas[s], adam.one_minus_beta_1,
+                    adam.one_minus_beta_2, adam.epsilon)

@@ -15,11 +15,13 @@ the chunk's last step.
 
 import contextlib
 import math
+import time
 
 import numpy as np
 
 from nn.fast import config, steps_for
-from nn.fast.steps import param_views
+from nn.fast.steps import AdamSteps, Batches, Chain, param_views
+from nn.fast.threads import ThreadChoice
 from nn.layers import Dense, Flatten
 from nn.nonfinite import BadStep
 from nn.optimizers import Adam
@@ -76,6 +78,8 @@ class FusedTrainer:
         self.shapes = np.array([lyr.params["kernel"].shape for lyr in dense_layers], np.int64)
         self.relu = np.array([lyr.activation == "relu" for lyr in dense_layers])
         self.threads = config.NUM_THREADS
+        self.choice = ThreadChoice(self.threads, config.ADAPTIVE_THREADS and
+                                   hasattr(self.steps, "thread_counts"))
         empty = (np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, model.dtype))
         # Compressed rows of the training inputs, built once for the whole fit
         # (x cannot change during it): the steps then never scan zeros again.
@@ -115,45 +119,62 @@ class FusedTrainer:
         batch_size = min(batch_size, len(order))  # the same batches; scratch sized by the data
         steps, chunk = math.ceil(len(order) / batch_size), max(1, CHUNK_EXAMPLES // batch_size)
         flats = self._pack()
-        grads = np.zeros_like(flats[0])
+        chain = Chain(self.shapes, self.relu, *flats, np.zeros_like(flats[0]))
+        batches = Batches(x, y, order, batch_size, *self.rows)
         _, c1, c2, eps = opt.coefficients(1, dtype)  # only alpha depends on the step
+        tasks = max(self.choice.counts)
+        scratch = getattr(self.steps, "scratch_for", lambda *a: None)(chain, batches, tasks)
         (loss_sum, correct_sum, seen), logs = sums, model.running_logs(sums)
 
         def train(first, alphas, losses, correct):
-            self.steps.train_steps(x, y, order, first, batch_size, self.shapes, self.relu,
-                                   *flats, alphas, c1, c2, eps, *self.rows, self.threads,
-                                   losses, correct, grads)
+            adam = AdamSteps(alphas, c1, c2, eps)
+            self._train_steps(chain, batches, first, adam, losses, correct, scratch)
 
-        # Thread counts are set once per epoch: changing them wakes thread pools.
-        with _threads(self.steps, self.threads, len(self.rows[0]) > 0):
-            for first in range(start, steps, chunk):
-                count = min(chunk, steps - first)
-                losses, correct = np.empty(count, dtype), np.empty(count, np.int64)
-                alphas = opt.alphas(opt.iterations + 1, count, dtype)
-                before = [f.copy() for f in flats]
-                with np.errstate(all="ignore"):  # non-finite values are caught just below
-                    train(first, alphas, losses, correct)
-                bad = None
-                if not _finite(losses, flats):
-                    for dest, src in zip(flats, before):
-                        dest[...] = src
-                    count = self._good_steps(train, first, alphas, losses, correct, flats, grads)
-                    bad = count if count < len(alphas) else None
-                opt.state = opt.state._replace(count=opt.iterations + count)
-                self._unpack(flats, grads)
-                for s in range(count):  # the teaching path's running means, step by step
-                    size = min(batch_size, len(order) - (first + s) * batch_size)
-                    loss_sum += float(losses[s]) * size
-                    correct_sum += int(correct[s])
-                    seen += size
-                    logs = model.running_logs((loss_sum, correct_sum, seen))
-                    if s == count - 1:  # the model's state is now that after this step
-                        model._progress.update(step=first + count, sums=(loss_sum, correct_sum, seen))
-                    for hook in hooks:
-                        hook.on_train_batch_end(first + s, logs)
-                if bad is not None:
-                    raise BadStep(first + bad)
+        for first in range(start, steps, chunk):
+            count = min(chunk, steps - first)
+            losses, correct = np.empty(count, dtype), np.empty(count, np.int64)
+            alphas = opt.alphas(opt.iterations + 1, count, dtype)
+            before = [f.copy() for f in flats]
+            with np.errstate(all="ignore"):  # non-finite values are caught just below
+                train(first, alphas, losses, correct)
+            bad = None
+            if not _finite(losses, flats):
+                for dest, src in zip(flats, before):
+                    dest[...] = src
+                count = self._good_steps(train, first, alphas, losses, correct, flats, chain.grads)
+                bad = count if count < len(alphas) else None
+            opt.state = opt.state._replace(count=opt.iterations + count)
+            self._unpack(flats, chain.grads)
+            for s in range(count):  # the teaching path's running means, step by step
+                size = min(batch_size, len(order) - (first + s) * batch_size)
+                loss_sum += float(losses[s]) * size
+                correct_sum += int(correct[s])
+                seen += size
+                logs = model.running_logs((loss_sum, correct_sum, seen))
+                if s == count - 1:  # the model's state is now that after this step
+                    model._progress.update(step=first + count, sums=(loss_sum, correct_sum, seen))
+                for hook in hooks:
+                    hook.on_train_batch_end(first + s, logs)
+            if bad is not None:
+                raise BadStep(first + bad)
         return logs
+
+    def _train_steps(self, chain, batches, first, adam, losses, correct, scratch):
+        """train_steps over one chunk, in parts whose thread counts self.choice picks.
+
+        Results do not depend on the count, so only the time does.
+        """
+        done, total = 0, len(adam.alphas)
+        while done < total:
+            threads, count = self.choice.part(total - done)
+            part = slice(done, done + count)
+            start = time.perf_counter()
+            with _threads(self.steps, threads, len(self.rows[0]) > 0):
+                self.steps.train_steps(chain, batches, first + done,
+                                       adam._replace(alphas=adam.alphas[part]), threads,
+                                       losses[part], correct[part], scratch)
+            self.choice.record(threads, count, time.perf_counter() - start)
+            done += count
 
     @staticmethod
     def _good_steps(train, first, alphas, losses, correct, flats, grads):

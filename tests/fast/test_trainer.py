@@ -52,8 +52,9 @@ def test_train_steps_matches_its_twin(skip_zeros, threads):
         w, m, v = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
         losses, correct, grads = np.empty(steps), np.empty(steps, np.int64), np.empty_like(w0)
         rows = module.nonzero_rows(x) if skip_zeros else empty_rows(x.dtype)
-        module.train_steps(x, y, order, 0, batch, shapes, relu, w, m, v, alphas, *c, *rows,
-                           threads, losses, correct, grads)
+        module.train_steps(twin.Chain(shapes, relu, w, m, v, grads),
+                           twin.Batches(x, y, order, batch, *rows), 0,
+                           twin.AdamSteps(alphas, *c), threads, losses, correct)
         results.append((w, m, v, losses, correct, grads))
     for got, want in zip(*results[::-1]):  # float64, 8 steps: see tests/test_backends_agree.py
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
@@ -67,9 +68,9 @@ def test_thread_count_never_changes_a_result():
     for threads in (1, 2, 3):
         w, m, v = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
         losses, correct = np.empty(16), np.empty(16, np.int64)
-        numba_steps.train_steps(x, y, order, 0, 4, shapes, relu, w, m, v, alphas, *c,
-                                *numba_steps.nonzero_rows(x), threads, losses, correct,
-                                np.empty_like(w0))
+        numba_steps.train_steps(twin.Chain(shapes, relu, w, m, v, np.empty_like(w0)),
+                                twin.Batches(x, y, order, 4, *numba_steps.nonzero_rows(x)), 0,
+                                twin.AdamSteps(alphas, *c), threads, losses, correct)
         results.append(w)
     for w in results[1:]:
         np.testing.assert_array_equal(w, results[0])

@@ -1,0 +1,47 @@
+"""nn.fast.threads: the thread count follows measured step times, and probes stay cheap."""
+
+from nn.fast.threads import ThreadChoice
+
+
+def run(choice, steps, seconds_per_step, chunk=128):
+    """Run `steps` steps in chunks through choice with fake timings; steps per thread count."""
+    taken = {}
+    for first in range(0, steps, chunk):
+        left = min(chunk, steps - first)
+        while left > 0:
+            threads, count = choice.part(left)
+            choice.record(threads, count, count * seconds_per_step[threads])
+            taken[threads] = taken.get(threads, 0) + count
+            left -= count
+    return taken
+
+
+QUIET = {1: 2e-4, 2: 1e-4}
+BUSY = {1: 2.4e-4, 2: 9e-3}  # one busy process: a 2-thread barrier waits a time slice
+
+
+def test_a_quiet_machine_keeps_every_core_and_a_busy_one_moves_to_one_thread():
+    choice = ThreadChoice(2)
+    taken = run(choice, 1500, QUIET)  # an epoch at batch 32
+    assert choice.best == 2 and taken[1] <= 4 * 32 + 40  # starts on 1 thread, then probes
+    taken = run(choice, 1500, QUIET)
+    assert taken[1] <= 40  # probes back off: a few steps in all
+    taken = run(choice, 1500, BUSY)
+    assert choice.best == 1 and taken[2] <= 32 + 40  # one part, then only short probes
+    run(choice, 3000, QUIET)  # the load goes: every core again, after two clear wins
+    assert choice.best == 2
+
+
+def test_noise_never_moves_to_more_threads_on_one_lucky_probe():
+    choice = ThreadChoice(2)
+    run(choice, 2000, {1: 2e-4, 2: 1.9e-4})  # two threads no faster: never chosen
+    assert choice.best == 1
+
+
+def test_the_first_call_is_never_timed_and_a_fixed_count_never_probes():
+    choice = ThreadChoice(2)
+    assert choice.part(128) == (1, 32)  # the safe count, one part
+    choice.record(1, 32, 30.0)  # compilation: not a measure of the count
+    assert choice.per_step == {}
+    assert run(ThreadChoice(3, adaptive=False), 500, {3: 1.0}) == {3: 500}
+    assert ThreadChoice(4).counts == [1, 2, 4]
