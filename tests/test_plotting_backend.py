@@ -1,4 +1,4 @@
-"""nn never changes the user's matplotlib: importing any module leaves the backend as it was."""
+"""nn never changes the user's matplotlib, and never imports TensorFlow: importing any module leaves both alone."""
 
 import os
 import subprocess
@@ -17,6 +17,7 @@ for name in names:
 import nn.plotting
 nn.plotting.plot_history({"loss": [1.0, 0.5], "accuracy": [0.5, 0.9]})
 assert "matplotlib.pyplot" not in sys.modules or before == matplotlib.get_backend()
+assert "tensorflow" not in sys.modules and "keras" not in sys.modules, "nn imported TensorFlow"
 print(before, matplotlib.get_backend(), len(names))
 """
 
