@@ -6,6 +6,7 @@ figure manager. Each function draws on a new `matplotlib.figure.Figure`
 notebook can show it inline and a script can write it to a file.
 """
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -217,16 +218,21 @@ def plot_first_layer(kernel, path=None, title=None, columns=16):
         raise InputError(f"the kernel's {kernel.shape[0]} inputs are not a square image")
     units = kernel.shape[1]
     rows = int(np.ceil(units / columns))
-    fig = Figure(figsize=(columns * 0.9, rows * 0.9 + 0.8))
-    axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
-    for i, ax in enumerate(axes):
-        ax.axis("off")
-        if i < units:
-            w = kernel[:, i].reshape(side, side)
-            scale = np.abs(w).max() or 1.0
-            ax.imshow(w, cmap="RdBu_r", vmin=-scale, vmax=scale)
-            ax.set_title(str(i), fontsize=6, pad=1)
+    cell = side + 6  # a tile and a gap that holds the next row's numbers
+    mosaic = np.full((rows * cell, columns * cell), np.nan)  # NaN: the gaps, drawn white
+    for i in range(units):
+        w = kernel[:, i].reshape(side, side)
+        r, c = divmod(i, columns)
+        mosaic[r * cell:r * cell + side, c * cell:c * cell + side] = w / (np.abs(w).max() or 1.0)
+    fig = Figure(figsize=(columns * 0.9, rows * 0.95 + 0.7))
+    ax = fig.add_axes((0.01, 0.01, 0.98, 0.92))
+    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="white")
+    ax.imshow(mosaic, cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
+    for i in range(units):
+        r, c = divmod(i, columns)
+        ax.text(c * cell + side / 2, r * cell - 0.4, str(i), ha="center", va="bottom", fontsize=6)
+    ax.set_ylim(rows * cell - 6.5, -6)  # room above the first row for its numbers
+    ax.axis("off")
     fig.suptitle(title or f"First layer: the {units} units' weights over the {side}x{side} input "
                           "(red: positive, blue: negative; each tile scaled to its own largest |w|)")
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.9, wspace=0.08, hspace=0.25)
     return save(fig, path) if path is not None else fig

@@ -28,7 +28,7 @@ from nn import gradcheck
 from nn.errors import InputError
 from nn.gradcheck import batched, per_entry
 
-METHODS = ("fd", "complex", "directional", "entry")
+METHODS = gradcheck.METHODS  # "fd", "complex", "directional", "entry"
 WORST = 10  # rows of the failure table
 
 

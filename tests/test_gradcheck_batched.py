@@ -9,7 +9,7 @@ arithmetic (nn.gradcheck.per_entry), so they agree to 2 * NOISE * F.
 import numpy as np
 import pytest
 
-from nn import gradcheck
+from nn import ReLU, gradcheck
 from nn.gradcheck import batched, per_entry
 from tests.test_gradcheck import random_network
 
@@ -93,3 +93,30 @@ def test_seed_network_fast_and_reference_agree_on_the_last_layers(mnist):
     for (layer, key), g in list(zip(model.parameter_refs(), grads))[2:]:
         ref = per_entry.compare(f"model:{layer.name}.{key}", g, evaluate, layer.params[key], layers)
         assert_agree(ref, fast[ref.name])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_real_part_max_shift_leaves_float_results_bit_identical(dtype, rng):
+    # The formulas as they were before the complex step needed .real: equal bit for bit.
+    from nn.kernels import numpy_kernels as k
+
+    z = (rng.standard_normal((64, 10)) * 5).astype(dtype)
+    labels = rng.integers(0, 10, 64)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    e /= e.sum(axis=1, keepdims=True)
+    np.testing.assert_array_equal(k.softmax(z), e)
+    shifted = z - z.max(axis=1, keepdims=True)
+    sums = np.exp(shifted).sum(axis=1)
+    per_example = np.log(sums) - shifted[np.arange(64), labels]
+    loss, probs = k.softmax_xent_forward(z, labels)
+    assert loss == per_example.sum() / z.dtype.type(64) and loss.dtype == z.dtype
+    np.testing.assert_array_equal(probs, np.exp(shifted) / sums[:, None])
+
+
+def test_complex_inputs_take_each_relu_branch_from_the_real_part():
+    from nn.kernels import numpy_kernels as k
+
+    z = np.array([[2.0 + 1e-30j, -2.0 + 1e-30j, -1e-300 + 1e-30j]])
+    out = k.dense_forward(z, np.eye(3), np.zeros(3), relu=True)
+    np.testing.assert_array_equal(out, [[2.0 + 1e-30j, 0, 0]])
+    np.testing.assert_array_equal(ReLU().forward(z), out)

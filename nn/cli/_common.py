@@ -4,6 +4,7 @@ import argparse
 import os
 
 from nn import kernels
+from nn.datasets import DATASETS as LOADERS
 from nn.errors import InputError
 
 EPILOG = "Every command exits 0 on success, 1 when a check fails, 2 on bad input or missing data."
@@ -53,11 +54,21 @@ def check_backend(name):
         raise
 
 
-def load_scaled_mnist(data_dir, dtype):
-    from nn.datasets import mnist
+DATASETS = tuple(LOADERS)  # mnist, fashion_mnist
+
+
+def add_dataset_argument(parser, default="mnist", help_default="mnist"):
+    """Add --dataset, which names a module of nn.datasets."""
+    parser.add_argument("--dataset", choices=DATASETS, default=default,
+                        help=f"mnist or fashion_mnist, as Keras has them (default: {help_default}); "
+                             "--data-dir is then a folder of that data set's four IDX files")
+
+
+def load_scaled(dataset, data_dir, dtype):
+    """((x_train, y_train), (x_test, y_test)) of `dataset`, the images scaled to [0, 1] in `dtype`."""
     from nn.recipe import scale_images
 
-    (x_train, y_train), (x_test, y_test) = mnist.load_data(path=data_dir)
+    (x_train, y_train), (x_test, y_test) = LOADERS[dataset].load_data(path=data_dir)
     return (scale_images(x_train, dtype), y_train), (scale_images(x_test, dtype), y_test)
 
 
@@ -94,8 +105,9 @@ def common_parser():
     """The options every command takes: --data-dir and --backend."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", default=None,
-                        help="folder with the MNIST IDX files or mnist.npz (default: $NN_DATA_DIR, "
-                             "the cache, then download)")
+                        help="folder with the data set's four IDX files (or mnist.npz); default: "
+                             "$NN_DATA_DIR for MNIST, $NN_FASHION_MNIST_DIR for Fashion-MNIST, "
+                             "then the cache, then download")
     common.add_argument("--backend", choices=kernels.BACKENDS, default=None,
                         help="kernel backend (default: $NN_BACKEND or the fastest installed)")
     return common

@@ -1,6 +1,10 @@
 """`nn evaluate`: the test loss and accuracy of a saved model, its per-class report and confusion matrix."""
 
-from nn.cli._common import check_backend, load_scaled_mnist, positive_int
+import json
+import os
+
+from nn.cli._common import DATASETS, LOADERS, add_dataset_argument, check_backend, load_scaled, positive_int
+from nn.errors import InputError
 
 
 def add_parser(sub, common):
@@ -9,7 +13,25 @@ def add_parser(sub, common):
                               "saved model.npz")
     evaluate.add_argument("model", help="path to a model.npz written by `nn train`")
     evaluate.add_argument("--batch-size", type=positive_int, default=32)
+    add_dataset_argument(evaluate, default=None,
+                         help_default='the "dataset" of the metrics.json beside the model, else mnist')
     evaluate.set_defaults(func=run)
+
+
+def run_dataset(model_path):
+    """The data set a run was trained on: metrics.json's "dataset" beside the model, else mnist."""
+    metrics = os.path.join(os.path.dirname(os.path.abspath(model_path)), "metrics.json")
+    if not os.path.isfile(metrics):
+        return "mnist"
+    try:
+        with open(metrics) as f:
+            dataset = json.load(f).get("dataset", "mnist")  # runs from before --dataset were MNIST
+    except (OSError, ValueError, AttributeError) as exc:
+        raise InputError(f"{metrics} beside the model is not a readable metrics file ({exc}); "
+                         "pass --dataset") from None
+    if dataset not in DATASETS:
+        raise InputError(f"{metrics} names dataset {dataset!r}, expected one of {', '.join(DATASETS)}")
+    return dataset
 
 
 def run(args):
@@ -19,12 +41,13 @@ def run(args):
 
     check_backend(args.backend)
     model = load_model(args.model, backend=args.backend)
+    dataset = args.dataset or run_dataset(args.model)
     if model.loss is None or "accuracy" not in model.metrics:  # saved uncompiled, or metrics=[]
         model.compile(loss=model.loss or "sparse_categorical_crossentropy")
-    _, (x_test, y_test) = load_scaled_mnist(args.data_dir, model.dtype)
+    _, (x_test, y_test) = load_scaled(dataset, args.data_dir, model.dtype)
     loss, accuracy = model.evaluate(x_test, y_test, batch_size=args.batch_size)
-    print(f"Test accuracy: {accuracy:.4f} - test loss: {loss:.4f}")
-    report = evaluate_classes(model, x_test, y_test)
+    print(f"Test accuracy: {accuracy:.4f} - test loss: {loss:.4f} ({dataset} test set)")
+    report = evaluate_classes(model, x_test, y_test, class_names=LOADERS[dataset].CLASS_NAMES)
     print()
     print(format_report(report))
     print()

@@ -2,10 +2,10 @@
 
 import json
 
-from nn.cli._common import check_backend, check_json, seed
+from nn.cli._common import check_backend, check_json, positive_int, seed
 from nn.errors import InputError
 
-METHODS = ("fd", "complex", "directional", "entry")
+METHODS = ("fd", "complex", "directional", "entry")  # as nn.gradcheck.METHODS, without importing it here
 
 
 def add_parser(sub, common):
@@ -20,7 +20,7 @@ def add_parser(sub, common):
                             "directional: random directions; entry: the per-entry reference (slow)")
     check.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                        help="dtype of the analytic gradients (the numerical side is float64)")
-    check.add_argument("--examples", default="4", help="how many examples (default 4)")
+    check.add_argument("--examples", type=positive_int, default=4, help="how many examples (default 4)")
     check.add_argument("--seed", type=seed, default=0)
     check.add_argument("--json", default=None, help="also write the report to this JSON file")
     check.add_argument("--mutants", action="store_true",
@@ -42,21 +42,11 @@ def parse_widths(text):
     return widths
 
 
-def parse_examples(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise InputError(f"--examples must be a positive integer; got {text!r}")
-    return value
-
-
 def run(args):
     """Gradient-check the network (or run the mutant catalogue); exit 1 if any check fails."""
     from nn import gradcheck
 
-    widths, examples = parse_widths(args.layers), parse_examples(args.examples)
+    widths, examples = parse_widths(args.layers), args.examples
     gradcheck.check_widths(widths)
     if args.json is not None:
         check_json(args.json)  # before the run

@@ -76,7 +76,8 @@ def print_comparison(rows, print_fn=print):
     """Karpathy's cmp() table: exact, close (within the derived tolerance), max difference."""
     print_fn("")
     print_fn("Compared with Keras on the same weights and batch (tf.GradientTape); close: within "
-             "2 sqrt(N) u of the value's scale")
+             "2 sqrt(N) u of the value's scale (for Adam steps a bound per entry, the largest shown; "
+             "derived in reference/inspect_keras.py)")
     width = max(len(r["quantity"]) for r in rows) + 2
     print_fn(f"{'quantity':<{width}}{'nn |.|':>14}{'keras |.|':>14}{'exact':>7}{'close':>7}"
              f"{'max diff':>11}{'tolerance':>11}")

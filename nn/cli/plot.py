@@ -3,14 +3,14 @@
 import json
 import os
 
-from nn.cli._common import check_backend, load_scaled_mnist
+from nn.cli._common import DATASETS, LOADERS, check_backend, load_scaled
 from nn.errors import InputError
 
 
 def add_parser(sub, common):
     """Register `plot`."""
     p = sub.add_parser("plot", parents=[common], help="redraw the pictures of a finished run from its "
-                       "model.npz, history.json and metrics.json (the test set is read again)")
+                       "model.npz, history.json and metrics.json (the test set of the run's dataset is read again)")
     p.add_argument("run_dir", help="the --out folder of `nn train`")
     p.set_defaults(func=run)
 
@@ -49,12 +49,16 @@ def run(args):
         model.compile()
     if not os.access(folder, os.W_OK | os.X_OK):
         raise InputError(f"run folder {folder} is not writable")
-    _, (x_test, y_test) = load_scaled_mnist(args.data_dir, model.dtype)
-    title = "seed recipe"
+    dataset = metrics.get("dataset", "mnist")  # runs from before --dataset were MNIST
+    if dataset not in DATASETS:
+        raise InputError(f"{metrics_path} names dataset {dataset!r}, expected one of {', '.join(DATASETS)}")
+    _, (x_test, y_test) = load_scaled(dataset, args.data_dir, model.dtype)
+    title = f"seed recipe on {dataset}"
     if "seed" in metrics and "test_accuracy" in metrics:
-        title = f"seed recipe, seed {metrics['seed']}, test accuracy {metrics['test_accuracy']:.4f}"
+        title += f", seed {metrics['seed']}, test accuracy {metrics['test_accuracy']:.4f}"
     plot_history(history, os.path.join(folder, "curves.png"), title=title)
-    pictures = write_pictures(folder, model, history, x_test, y_test)
+    pictures = write_pictures(folder, model, history, x_test, y_test,
+                              class_names=LOADERS[dataset].CLASS_NAMES)
     names = ["curves.png"] + [os.path.basename(p) for p in pictures]
     print(f"Wrote {', '.join(names)} to {folder}")
     return 0

@@ -15,7 +15,8 @@ import time
 
 import numpy as np
 
-from nn.cli._common import check_backend, load_scaled_mnist, positive_int, seed, split
+from nn.cli._common import (LOADERS, add_dataset_argument, check_backend, load_scaled, positive_int, seed,
+                             split)
 from nn.errors import InputError
 from nn.model import ENGINES
 
@@ -37,6 +38,7 @@ def add_parser(sub, common):
     train.add_argument("--diagnostics", nargs="?", type=positive_int, const=0, default=None, metavar="N",
                        help="record per-layer gradient and weight norms, update ratios and dead ReLUs "
                             "into history.json (nn.diagnostics) each epoch, and every N steps if given")
+    add_dataset_argument(train)
     train.add_argument("--out", default="runs/train", help="output folder (default: runs/train)")
     train.add_argument("--backup-dir", default=None,
                        help="back training up here after every epoch and on SIGTERM/SIGINT; run "
@@ -58,7 +60,7 @@ def check_backup_dir(path):
 
 
 def run(args):
-    """Train the seed recipe; write model, history, metrics and curves to --out."""
+    """Train the seed recipe; write model, history, metrics, curves and the pictures to --out."""
     from nn.backup import BackupAndRestore
     from nn.diagnostics import Diagnostics
     from nn.metrics import evaluate_classes
@@ -73,7 +75,8 @@ def run(args):
         check_backup_dir(args.backup_dir)
     command = ["python", "-m", "nn"] + sys.argv[1:]
     with RunFolder(args.out, command) as folder:  # refuses a bad or busy --out before any work
-        (x_train, y_train), (x_test, y_test) = load_scaled_mnist(args.data_dir, args.dtype)
+        (x_train, y_train), (x_test, y_test) = load_scaled(args.dataset, args.data_dir, args.dtype)
+        class_names = LOADERS[args.dataset].CLASS_NAMES
         if args.examples is not None:
             x_train, y_train = x_train[:args.examples], y_train[:args.examples]
         model = seed_model(seed=args.seed, dtype=args.dtype, backend=args.backend)
@@ -92,13 +95,14 @@ def run(args):
         test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=args.batch_size)
         print(f"Test accuracy: {test_accuracy:.4f} - test loss: {test_loss:.4f}", flush=True)
         metrics = {
+            "dataset": args.dataset,
             "test_accuracy": test_accuracy, "test_loss": test_loss, "epochs": args.epochs,
             "batch_size": args.batch_size, "validation_split": args.validation_split,
             "seed": args.seed, "examples": len(x_train), "train_seconds": train_seconds,
             "backend": model.backend_name, "engine": history.engine,
             "dtype": model.dtype.name, "python": platform.python_version(),
             "numpy": np.__version__, "machine": platform.machine(),
-            "classification": evaluate_classes(model, x_test, y_test),  # per class, as nn evaluate prints
+            "classification": evaluate_classes(model, x_test, y_test, class_names),  # per class, as nn evaluate prints
         }
         with folder.file("model.npz") as path:
             save_model(model, path)
@@ -106,9 +110,11 @@ def run(args):
         folder.write_json("metrics.json", metrics)
         with folder.file("curves.png") as path:
             plot_history(history, path,
-                         title=f"seed recipe, seed {args.seed}, test accuracy {test_accuracy:.4f}")
+                         title=f"seed recipe on {args.dataset}, seed {args.seed}, test accuracy "
+                               f"{test_accuracy:.4f}")
         with folder.file("pictures"):  # into the same temporary folder; an error names the file
-            pictures = write_pictures(folder.path, model, history, x_test, y_test)
+            pictures = write_pictures(folder.path, model, history, x_test, y_test,
+                                      class_names=class_names)
         folder.commit()
     print(f"Wrote model.npz, history.json, metrics.json, curves.png, {len(pictures)} more pictures "
           f"({', '.join(os.path.basename(p) for p in pictures)}) and manifest.json to {args.out}",

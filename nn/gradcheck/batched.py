@@ -131,9 +131,21 @@ def _dense_activate(layer, z):
 
 
 # ----------------------------------------------------------- perturbed rows
-# Each generator yields (entry, step, n, out): for every stacked row, which
-# entry of the array was moved, by which stencil offset, which example it is,
-# and the layer's output for that example. Rows are ordered (entry, offset).
+# Each generator yields (entry, step, n, out, unit): for every stacked row,
+# which entry of the array was moved, by which stencil offset, which example
+# it is, and the layer's output for that example; unit says which single
+# output unit moved in each row (None: possibly all of them). Rows are
+# ordered (entry, offset).
+
+def _unit_of_rows(layer, shape):
+    """Unit j of rows shaped (pairs, j, offset), for the Dense kernel and bias generators.
+
+    Without softmax only unit j of the output moves; a softmax moves them all.
+    """
+    if layer.activation == "softmax":
+        return None
+    return np.broadcast_to(np.arange(shape[1])[None, :, None], shape).ravel()
+
 
 def _dense_kernel_rows(layer, x, z, stencil):
     fan_in, units = layer.params["kernel"].shape
@@ -152,7 +164,7 @@ def _dense_kernel_rows(layer, x, z, stencil):
         entry = np.broadcast_to((i * units)[:, None, None] + cols[None, :, None], shape)
         yield (entry.ravel(), np.broadcast_to(np.arange(count), shape).ravel(),
                np.broadcast_to(n[:, None, None], shape).ravel(),
-               _dense_activate(layer, pre.reshape(-1, units)))
+               _dense_activate(layer, pre.reshape(-1, units)), _unit_of_rows(layer, shape))
 
 
 def _dense_bias_rows(layer, x, z, stencil):
@@ -165,7 +177,7 @@ def _dense_bias_rows(layer, x, z, stencil):
     yield (np.broadcast_to(cols[None, :, None], shape).ravel(),
            np.broadcast_to(np.arange(count), shape).ravel(),
            np.broadcast_to(np.arange(batch)[:, None, None], shape).ravel(),
-           _dense_activate(layer, pre.reshape(-1, units)))
+           _dense_activate(layer, pre.reshape(-1, units)), _unit_of_rows(layer, shape))
 
 
 def _dense_input_rows(layer, x, z, stencil):
@@ -177,7 +189,7 @@ def _dense_input_rows(layer, x, z, stencil):
         shape = (fan_in, count)
         yield (np.broadcast_to((n * fan_in + np.arange(fan_in))[:, None], shape).ravel(),
                np.broadcast_to(np.arange(count), shape).ravel(), np.full(fan_in * count, n),
-               _dense_activate(layer, pre.reshape(-1, units)))
+               _dense_activate(layer, pre.reshape(-1, units)), None)
 
 
 def _row_wise_input_rows(layer, x, z, stencil):
@@ -193,7 +205,7 @@ def _row_wise_input_rows(layer, x, z, stencil):
             out = layer.forward(rows.reshape((-1,) + x.shape[1:]), training=True)
             shape = (len(k), count)
             yield (np.broadcast_to((n * size + k)[:, None], shape).ravel(),
-                   np.broadcast_to(np.arange(count), shape).ravel(), np.full(len(k) * count, n), out)
+                   np.broadcast_to(np.arange(count), shape).ravel(), np.full(len(k) * count, n), out, None)
 
 
 def _whole_forward_rows(layer, x, target, stencil, key=None):
@@ -214,7 +226,7 @@ def _whole_forward_rows(layer, x, target, stencil, key=None):
                     out = layer.forward(x.astype(stencil.dtype) if stencil.complex else x, training=True)
                 finally:
                     layer.params[key] = saved
-            yield np.full(batch, e), np.full(batch, s), np.arange(batch), out
+            yield np.full(batch, e), np.full(batch, s), np.arange(batch), out, None
 
 
 def _rows_for(layer, key, x, z, stencil):
@@ -233,7 +245,7 @@ class _Chain:
 
     def __init__(self, layers, x, value, scale):
         self.layers, self.value, self.scale = layers, value, scale
-        self.inputs, self.pre, self.active = [], [], []
+        self.inputs, self.pre, self.outputs, self.active = [], [], [], []
         h = x
         for layer in layers:
             self.inputs.append(h)
@@ -241,6 +253,7 @@ class _Chain:
             self.pre.append(spec.dense_forward(h, layer.params["kernel"], layer.params["bias"], False)
                             if is_dense else None)
             h = layer.forward(h, training=True)
+            self.outputs.append(h)
             self.active.append(_active(layer, h, False))
         self.base = value(h, np.arange(len(x)))  # (B,) each example's value
         self.f0 = float(self.base.sum() * scale)
@@ -252,9 +265,28 @@ class _Chain:
         count = len(stencil.offsets)
         changes = np.zeros(target.size * count)
         kinks = np.zeros(target.size, bool)
-        for entry, step, n, out in _rows_for(layer, key, self.inputs[k], self.pre[k], stencil):
+        for entry, step, n, out, unit in _rows_for(layer, key, self.inputs[k], self.pre[k], stencil):
             kink = _crossed(layer, out, self.active[k], n, stencil.complex)
-            for later, active in zip(self.layers[k + 1:], self.active[k + 1:]):
+            start = k + 1
+            if unit is not None and start < len(self.layers) and isinstance(self.layers[start], Dense):
+                # Only one unit of each row moved, so the next Dense's pre-activation
+                # moves by that change times one row of its kernel: (R,) x (R, O)
+                # instead of a (R, I) @ (I, O) product. Its activation and the
+                # layers after it run as usual.
+                later = self.layers[start]
+                change = out[np.arange(len(n)), unit] - self.outputs[k][n, unit]
+                # A row whose unit did not move (a ReLU that stayed off) leaves everything
+                # after it bit-for-bit as it was: its change of f is exactly 0, so it is dropped.
+                kinks[entry[kink]] = True
+                moved = change != 0
+                entry, step, n, kink, unit = entry[moved], step[moved], n[moved], kink[moved], unit[moved]
+                if not len(n):
+                    continue
+                pre = self.pre[start][n] + change[moved, None] * later.params["kernel"][unit]
+                out = _dense_activate(later, pre)
+                kink |= _crossed(later, out, self.active[start], n, stencil.complex)
+                start += 1
+            for later, active in zip(self.layers[start:], self.active[start:]):
                 out = later.forward(out, training=True)
                 kink |= _crossed(later, out, active, n, stencil.complex)
             value = self.value(out, n)

