@@ -1,7 +1,16 @@
 """Shared fixtures: seeded generators and the real MNIST data."""
 
+import os
+
 import numpy as np
 import pytest
+
+# CI sets NN_DATA_DIR=../shared/data/mnist, relative to the checkout. Many
+# tests run `python -m nn` or a benchmark in another working directory, where
+# that relative path names nothing, and a named folder that does not verify
+# is an error, never a fallback. So the whole session sees it absolute.
+if os.environ.get("NN_DATA_DIR"):
+    os.environ["NN_DATA_DIR"] = os.path.abspath(os.environ["NN_DATA_DIR"])
 
 
 @pytest.fixture
