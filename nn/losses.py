@@ -1,4 +1,4 @@
-"""Sparse categorical cross-entropy, computed from logits."""
+"""Teaching path: sparse categorical cross-entropy, computed from logits."""
 
 from nn import kernels
 

@@ -1,4 +1,4 @@
-"""Adam, exactly as Keras 3 computes it."""
+"""Teaching path: Adam, exactly as Keras 3 computes it."""
 
 import numbers
 import weakref

@@ -1,4 +1,4 @@
-"""The seed recipe: the classic Keras MNIST network and its training settings."""
+"""Teaching path: the seed recipe, the classic Keras MNIST network and its training settings."""
 
 import numpy as np
 

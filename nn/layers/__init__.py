@@ -1,4 +1,4 @@
-"""Layers: Dense, ReLU, Softmax, Flatten."""
+"""Teaching path: the layers, Dense, ReLU, Softmax and Flatten."""
 
 from nn.layers.activations import ReLU, Softmax
 from nn.layers.base import Layer

@@ -1,4 +1,4 @@
-"""Activation layers: ReLU and Softmax."""
+"""Teaching path: activation layers: ReLU and Softmax."""
 
 import numpy as np
 

@@ -1,4 +1,4 @@
-"""The layer interface every layer follows."""
+"""Teaching path: the layer interface every layer follows."""
 
 import numpy as np
 

@@ -1,4 +1,4 @@
-"""Dense: the fully connected layer, in Keras's layout."""
+"""Teaching path: Dense, the fully connected layer, in Keras's layout."""
 
 import copy
 

@@ -1,4 +1,4 @@
-"""Flatten: one example of any shape to a vector."""
+"""Teaching path: Flatten, one example of any shape to a vector."""
 
 import math
 
