@@ -18,8 +18,8 @@ found more surely by the entry-by-entry checks.
 
 import numpy as np
 
-from nn.gradcheck.per_entry import (_STENCIL, NOISE, STEP, TOLERANCE, _activation_pattern, kept, prepare_layer,
-                                    prepare_model, report_from_arrays)
+from nn.gradcheck.per_entry import (_STENCIL, NOISE, STEP, TOLERANCE, _activation_pattern, fake_loss_gradients, kept,
+                                    prepare_layer, prepare_model, report_from_arrays)
 
 DIRECTIONS = 8  # per array: each costs four forward passes
 
@@ -50,12 +50,7 @@ def check_layer_directional(layer, x, rng, count=DIRECTIONS):
     """check_layer along `count` random directions per array; rng draws dout and the directions."""
     x = prepare_layer(layer, x, rng)
     with kept(layer):
-        dout = rng.standard_normal(layer.forward(x).shape)
-        if hasattr(layer, "needs_input_grad"):
-            layer.needs_input_grad = True
-        layer.forward(x, training=True)
-        dx = layer.backward(dout)
-        grads = {k: v.copy() for k, v in layer.grads.items()}
+        dout, dx, grads = fake_loss_gradients(layer, x, rng)
 
         def evaluate():
             return float(np.sum(layer.forward(x, training=True) * dout))

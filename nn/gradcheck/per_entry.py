@@ -207,6 +207,20 @@ def kept(layer):
             grads.update(grads_before)
 
 
+def fake_loss_gradients(layer, x, rng):
+    """(dout, dx, grads) of the fake loss sum(forward(x) * dout), dout drawn from rng.
+
+    The input gradient is switched on for the check, so call it inside
+    `kept(layer)`, which puts the layer back afterwards; grads are copies.
+    """
+    dout = rng.standard_normal(layer.forward(x).shape)
+    if hasattr(layer, "needs_input_grad"):
+        layer.needs_input_grad = True
+    layer.forward(x, training=True)
+    dx = layer.backward(dout)
+    return dout, dx, {k: v.copy() for k, v in layer.grads.items()}
+
+
 def prepare_layer(layer, x, rng):
     """Refuse what check_layer cannot check; return x as a float64 copy (the caller's is not touched)."""
     if not isinstance(layer, Layer):
