@@ -31,6 +31,7 @@ import numpy as np
 
 from nn.callbacks import Callback, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, _number
 from nn.errors import InputError, ModelError
+from nn.saving import _write_checked
 
 FORMAT = "nn.backup/1"
 FILE = "backup.npz"
@@ -200,21 +201,7 @@ class BackupAndRestore(Callback):
                 "history": history.history, "history_epoch": history.epoch, "callbacks": peers,
                 "sha256": {k: _digest(a) for k, a in arrays.items()}}
         arrays["meta"] = np.array(json.dumps(meta, allow_nan=False))
-        tmp = f"{self.path}.tmp-{os.getpid()}"
-        try:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException as exc:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            if isinstance(exc, OSError):
-                raise InputError(f"cannot write the backup {self.path}: {exc.strerror or exc}") from None
-            raise
+        _write_checked(self.path, arrays, what="the backup")  # atomic, as save_model writes
         fsync_dir(self.backup_dir)
 
     def delete(self):

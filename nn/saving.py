@@ -71,13 +71,14 @@ def _refuse_nonfinite(arrays):
                          f"a file with them would predict only NaN, so it is not written")
 
 
-def _write_checked(path, arrays, check):
+def _write_checked(path, arrays, check=None, what="the model"):
     """np.savez `arrays` to a temporary file beside `path`, read it back with `check`, rename it.
 
     Reading the file back proves it loads: what the loader would refuse (a
     name it cannot rebuild, a key the zip format mangles) is refused here,
     as an InputError, and nothing is written. The file is flushed to disk
     before the rename, so a crash leaves the old file or the new one.
+    check: None to skip the read-back; what: names the file in a write error.
     """
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
@@ -86,7 +87,8 @@ def _write_checked(path, arrays, check):
             f.flush()
             os.fsync(f.fileno())
         try:
-            check(tmp)
+            if check is not None:
+                check(tmp)
         except NNError as exc:
             raise InputError(f"cannot save to {path}: the file would not load back "
                              f"({str(exc).replace(tmp, 'it')})") from None
@@ -97,7 +99,7 @@ def _write_checked(path, arrays, check):
         except OSError:
             pass  # never created, or already gone; the original error matters more
         if isinstance(exc, OSError):
-            raise InputError(f"cannot write the model to {path}: {exc.strerror or exc}") from exc
+            raise InputError(f"cannot write {what} to {path}: {exc.strerror or exc}") from exc
         raise
 
 
