@@ -13,18 +13,9 @@ import time
 import numpy as np
 from _common import spread, table, write_json
 
-from nn.fast.registry import KERNELS, load
+from nn.fast.registry import KERNELS, copied, load
 
 REPEATS = 21
-
-
-def copied(value):
-    if isinstance(value, np.ndarray):
-        return value.copy()
-    if isinstance(value, tuple):
-        items = [copied(item) for item in value]
-        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
-    return value
 
 
 def seconds(func, args):

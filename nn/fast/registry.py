@@ -34,6 +34,17 @@ class Kernel(NamedTuple):
     terms: Callable  # (args) -> the most terms any output sums: the tolerance's K
 
 
+def copied(value):
+    """A deep copy of a kernel's arguments (arrays, tuples and NamedTuples of them), so an
+    in-place kernel and its twin each start from the same inputs."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, tuple):
+        items = [copied(item) for item in value]
+        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+    return value
+
+
 def load(path):
     """The function at "module:function"."""
     module, _, name = path.partition(":")

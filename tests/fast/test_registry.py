@@ -13,7 +13,7 @@ the twin's operations in its order: bit for bit.
 import numpy as np
 import pytest
 
-from nn.fast.registry import KERNELS, load
+from nn.fast.registry import KERNELS, copied, load
 
 pytest.importorskip("numba")
 
@@ -27,15 +27,6 @@ def arrays(value):
     if isinstance(value, np.generic):
         return [np.asarray(value)]
     return [np.asarray(value)] if isinstance(value, (float, int)) else []
-
-
-def copied(value):
-    if isinstance(value, np.ndarray):
-        return value.copy()
-    if isinstance(value, tuple):
-        items = [copied(item) for item in value]
-        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
-    return value
 
 
 @pytest.mark.parametrize("kernel", KERNELS, ids=[k.name for k in KERNELS])
