@@ -117,6 +117,7 @@ class BackupAndRestore(Callback):
             self._interrupt()
         if self.save_freq != "epoch" and self._since >= self.save_freq:
             self.write()
+            self._since = 0  # as Keras: count again from this backup (epoch-end writes do not reset it)
 
     def on_epoch_end(self, epoch, logs=None):
         """Back up after the epoch (the History and callbacks already hold it)."""

@@ -146,3 +146,15 @@ def test_a_backup_dir_that_is_a_file_is_refused_before_training(tmp_path):
     with pytest.raises(InputError, match="is not a folder"):
         model.fit(x, y, callbacks=[BackupAndRestore(tmp_path / "f")], **FIT)
     assert model.optimizer.iterations == 0
+
+
+def test_a_numeric_save_freq_writes_one_backup_per_save_freq_steps(tmp_path, monkeypatch):
+    # 400 training examples at batch 10: 40 steps an epoch, 2 epochs; every 7 steps
+    # is 11 writes (steps 7, 14, ..., 77), not one per step once the first 7 have passed.
+    writes = []
+    original = BackupAndRestore.write
+    monkeypatch.setattr(BackupAndRestore, "write", lambda self: (writes.append(1), original(self)))
+    x, y = data()
+    make_model("numpy").fit(x, y, batch_size=10, epochs=2, validation_split=0.2, verbose=0,
+                            engine="layers", callbacks=[BackupAndRestore(tmp_path / "b", save_freq=7)])
+    assert len(writes) == 80 // 7
