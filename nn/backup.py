@@ -191,7 +191,7 @@ class BackupAndRestore(Callback):
             peers.append({k: getattr(cb, k) for k in keys})
             for i, w in enumerate(getattr(cb, "best_weights", None) or []):
                 arrays[f"cb/{j}/{i}"] = w
-        history = next(h for h in self.model._fit_hooks if type(h).__name__ == "History")
+        history = model.history
         progress = model._progress
         meta = {"format": FORMAT, "fingerprint": self._fingerprint,
                 "epoch": progress["epoch"], "step": progress["step"], "sums": list(progress["sums"]),

@@ -106,7 +106,7 @@ class Sequential:
         self.stop_training = False
         self._progress = {}  # fit's position: epoch, next step, running sums (BackupAndRestore reads it)
         self._resume = None  # where fit starts, when a BackupAndRestore restored a backup
-        self._fit_arrays = self._fit_hooks = None  # fit's data and callbacks, while it runs
+        self._fit_arrays = None  # fit's data, while it runs (BackupAndRestore fingerprints it)
         if input_shape is None:
             input_shape = self.layers[0].input_shape
         if input_shape is not None:
@@ -345,7 +345,7 @@ class Sequential:
             for backup in backups:
                 backup.peers = others
             self.stop_training, self._resume = False, None
-            self._fit_arrays, self._fit_hooks = (x, y, val), hooks
+            self._fit_arrays = (x, y, val)
             for hook in hooks:  # a callback refusing its settings here stops fit before any work
                 hook.model = self
                 hook.params = history.params
@@ -362,7 +362,7 @@ class Sequential:
             self._abort(hooks)
             raise
         finally:
-            self._fit_arrays = self._fit_hooks = None
+            self._fit_arrays = None
         for hook in hooks:
             hook.on_train_end()
         return history
