@@ -33,14 +33,10 @@ import numpy as np
 
 from nn.callbacks import Callback
 from nn.errors import InputError
-from nn.inspect import adam_step, trace
-from nn.layers import Dense, Flatten, ReLU
+from nn.inspect import _is_relu, _norm, _stats, adam_step, trace
+from nn.layers import Flatten
 
 PREFIX, STEP_PREFIX = "diagnostics/", "diagnostics_steps/"
-
-
-def _norm(a):
-    return float(np.linalg.norm(np.asarray(a, np.float64)))
 
 
 def measure(model, x, y):
@@ -57,11 +53,11 @@ def measure(model, x, y):
             out[f"{layer.name}.{key}/grad_norm"] = _norm(g)
             out[f"{layer.name}.{key}/weight_norm"] = w
             out[f"{layer.name}.{key}/update_ratio"] = dw / w if w > 0 else None
-        h = np.asarray(e["output"], np.float64).reshape(len(y), -1)
-        if isinstance(layer, ReLU) or (isinstance(layer, Dense) and layer.activation == "relu"):
-            out[f"{layer.name}/dead_fraction"] = float(np.mean(np.all(h == 0, axis=0)))
-        out[f"{layer.name}/activation_mean"] = float(h.mean())
-        out[f"{layer.name}/activation_std"] = float(h.std())
+        stats = _stats(e["output"], _is_relu(layer))  # as nn inspect reports them
+        if stats["dead_fraction"] is not None:
+            out[f"{layer.name}/dead_fraction"] = stats["dead_fraction"]
+        out[f"{layer.name}/activation_mean"] = stats["mean"]
+        out[f"{layer.name}/activation_std"] = stats["std"]
     return out
 
 
@@ -78,7 +74,6 @@ class Diagnostics(Callback):
                                   or every < 1):
             raise InputError(f"every must be None or a positive integer (steps); got {every!r}")
         self.x_probe, self.y_probe, self.every = x_probe, y_probe, every
-        self.records = []  # every measurement, (kind, figures), in order
 
     def on_train_begin(self, logs=None):
         """Check the probe batch against the model (so a bad one fails before any step)."""
@@ -88,7 +83,6 @@ class Diagnostics(Callback):
     def _record(self, prefix):
         figures = measure(self.model, self._x, self._y)
         self._last = figures["step"]
-        self.records.append((prefix, figures))
         history = self.model.history.history
         for key, value in figures.items():
             history.setdefault(prefix + key, []).append(value)

@@ -10,8 +10,7 @@ behind `python -m nn inspect`.
 
 import numpy as np
 
-from nn import gradcheck
-from nn.errors import InputError
+from nn import _checks, gradcheck
 from nn.layers import Dense, ReLU
 from nn.optimizers import Adam, AdamState
 
@@ -204,7 +203,7 @@ def inspect(model, x, y, samples=50, seed=0):
     Nothing in the model changes (weights, optimizer state, layer caches).
     """
     model._require(compiled=True)
-    samples = _positive(samples, "samples")
+    samples = _checks.positive_int(samples, "samples")
     x, y = model._clean(x, y)
     t = trace(model, x, y)
     grads = [g for entry in t["layers"] for g in entry["grads"].values()]
@@ -228,12 +227,6 @@ def inspect(model, x, y, samples=50, seed=0):
                         "grad_in_norm": _norm(e["grad_output"]), "params": params})
     return {"loss": t["loss"], "batch_size": len(y), "adam_iterations": model.optimizer.iterations,
             "layers": entries}
-
-
-def _positive(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InputError(f"{name} must be a positive integer; got {value!r}")
-    return int(value)
 
 
 __all__ = ["trace", "inspect", "sampled_gradcheck", "adam_step", "float64_twin"]
