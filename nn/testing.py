@@ -26,7 +26,7 @@ import numpy as np
 
 from nn import gradcheck
 from nn.errors import InputError
-from nn.gradcheck import batched, per_entry
+from nn.gradcheck import _method, batched, per_entry
 
 METHODS = gradcheck.METHODS  # "fd", "complex", "directional", "entry"
 WORST = 10  # rows of the failure table
@@ -57,12 +57,6 @@ def assert_model_gradients(model, x, y, *, method="fd", seed=0):
     reports = gradcheck.check_model_by(_method(method), model, x, y, rng=np.random.default_rng(_seed(seed)))
     _assert(reports, method, f"model {model.name}")
     return reports
-
-
-def _method(method):
-    if method not in METHODS:
-        raise InputError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
-    return method
 
 
 def _seed(seed):

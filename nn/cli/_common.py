@@ -8,24 +8,6 @@ from nn.datasets import DATASETS as LOADERS
 from nn.errors import InputError
 
 EPILOG = "Every command exits 0 on success, 1 when a check fails, 2 on bad input or missing data."
-OUTPUTS = ("model.npz", "history.json", "metrics.json", "curves.png", "diagnostics.png", "histograms.png",
-           "confusion.png", "misclassified.png", "weights.png")
-
-
-def check_out(out):
-    """Refuse --out unless it is a writable folder or one that can be created (nothing is created)."""
-    for name in OUTPUTS:
-        if os.path.isdir(os.path.join(out, name)):
-            raise InputError(f"--out {out} holds a directory named {name}; nn train writes a file there")
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise InputError(f"--out {out} exists and is not a directory; give a folder for the results")
-    existing = os.path.abspath(out)
-    while not os.path.exists(existing):  # the nearest existing ancestor decides
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        raise InputError(f"--out {out} cannot be created: {existing} is not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"--out {out} is not writable ({existing} does not allow it)")
 
 
 def check_json(path):
