@@ -43,6 +43,7 @@ import keras
 from nn.inspect import trace as nn_trace
 from nn.layers import Dense
 from nn.recipe import scale_images, seed_model
+from reference.inspect_keras import chain_tolerance
 
 #: Terms summed on the way to a weight's gradient in the seed network (as
 #: tests/reference/conftest.py counts them): 785 + 129 + 33 forward, back
@@ -51,11 +52,6 @@ GRADIENT_TERMS = 785 + 129 + 33 + 10 + 32 + 32
 #: How many first-step gaps one step may add before it counts as parting (see above).
 SLACK = 2
 TRAIN_EXAMPLES = 48000  # fit(validation_split=0.2) trains on the first 80% of 60,000
-
-
-def chain_tolerance(terms, dtype):
-    """2 sqrt(N) u: how far two implementations of an N-term sum may differ, relatively."""
-    return 2 * np.sqrt(terms) * float(np.finfo(dtype).eps) / 2
 
 
 @dataclass
