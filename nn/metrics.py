@@ -88,7 +88,11 @@ def format_confusion(matrix, class_names=None):
     return "\n".join(lines)
 
 
-def evaluate_classes(model, x, y, class_names=None, batch_size=256):
-    """classification_report of a model's predictions (argmax of predict) on (x, y)."""
-    y_pred = model.predict(x, batch_size=batch_size).argmax(axis=1)
+def evaluate_classes(model, x, y, class_names=None, batch_size=256, probs=None):
+    """classification_report of a model's predictions (argmax of predict) on (x, y).
+
+    probs: model.predict(x) when the caller already has it (it is not computed again).
+    """
+    probs = model.predict(x, batch_size=batch_size) if probs is None else probs
+    y_pred = probs.argmax(axis=1)
     return classification_report(y, y_pred, model.num_classes, class_names)

@@ -27,9 +27,12 @@ from nn.metrics import confusion_matrix
 PICTURES = ("diagnostics.png", "histograms.png", "confusion.png", "misclassified.png", "weights.png")
 
 
-def misclassified(model, x, y, count=32):
-    """(indices, predicted, confidence) of up to `count` mistakes on (x, y), most confident first."""
-    probs = model.predict(x, batch_size=256)
+def misclassified(model, x, y, count=32, probs=None):
+    """(indices, predicted, confidence) of up to `count` mistakes on (x, y), most confident first.
+
+    probs: model.predict(x) when the caller already has it.
+    """
+    probs = model.predict(x, batch_size=256) if probs is None else probs
     predicted = probs.argmax(axis=1)
     wrong = np.flatnonzero(predicted != y)
     confidence = probs[np.arange(len(y)), predicted]
@@ -37,13 +40,13 @@ def misclassified(model, x, y, count=32):
     return order, predicted, confidence
 
 
-def write_pictures(out, model, history, x_test, y_test, class_names=None):
+def write_pictures(out, model, history, x_test, y_test, class_names=None, probs=None):
     """Draw every picture of the module docstring into folder `out`; returns the paths written.
 
     model: the trained, compiled model; history: a History or its dict;
     x_test, y_test: the scaled test images and labels; class_names: one
     name per class for the confusion matrix and the misclassified grid
-    (None: the class indices).
+    (None: the class indices); probs: model.predict(x_test) if already computed.
     """
     h = history.history if hasattr(history, "history") else history
     x_test, y_test = model._clean(x_test, y_test)
@@ -58,7 +61,7 @@ def write_pictures(out, model, history, x_test, y_test, class_names=None):
     plotting.plot_histograms(trace(model, x_test[:32], y_test[:32]), path("histograms.png"),
                              title="Distributions over the first 32 test images, per Dense layer, "
                                    "at the trained weights")
-    wrong, predicted, confidence = misclassified(model, x_test, y_test)
+    wrong, predicted, confidence = misclassified(model, x_test, y_test, probs=probs)
     cm = confusion_matrix(y_test, predicted, model.num_classes)
     plotting.plot_confusion_matrix(cm, path("confusion.png"), class_names,
                                    title=f"Confusion matrix on the {len(y_test)} test images "

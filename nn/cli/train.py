@@ -97,6 +97,7 @@ def run(args):
             print(f"Resumed from the backup in {args.backup_dir} at epoch {epoch + 1}, step {step}")
         test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=args.batch_size)
         print(f"Test accuracy: {test_accuracy:.4f} - test loss: {test_loss:.4f}", flush=True)
+        probs = model.predict(x_test, batch_size=256)  # once, for the report and the pictures
         metrics = {
             "dataset": args.dataset,
             "test_accuracy": test_accuracy, "test_loss": test_loss, "epochs": args.epochs,
@@ -105,7 +106,7 @@ def run(args):
             "backend": model.backend_name, "engine": history.engine,
             "dtype": model.dtype.name, "python": platform.python_version(),
             "numpy": np.__version__, "machine": platform.machine(),
-            "classification": evaluate_classes(model, x_test, y_test, class_names),  # as nn evaluate prints
+            "classification": evaluate_classes(model, x_test, y_test, class_names, probs=probs),
         }
         from nn.plotting import plot_history  # only now: matplotlib's import delays the first step
         from nn.report import write_pictures
@@ -119,7 +120,7 @@ def run(args):
                          title=f"seed recipe on {args.dataset}, seed {args.seed}, "
                                f"test accuracy {test_accuracy:.4f}")
         with folder.file("pictures"):  # into the same temporary folder; an error names the file
-            pictures = write_pictures(folder.path, model, history, x_test, y_test, class_names)
+            pictures = write_pictures(folder.path, model, history, x_test, y_test, class_names, probs=probs)
         folder.commit()
     print(f"Wrote model.npz, history.json, metrics.json, curves.png, {len(pictures)} more pictures "
           f"({', '.join(os.path.basename(p) for p in pictures)}) and manifest.json to {args.out}",
