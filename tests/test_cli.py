@@ -216,22 +216,20 @@ def test_predict_refuses_a_model_file_that_is_not_a_model(tmp_path, capsys):
     assert captured.out == "" and "is not an nn model file" in captured.err
     assert len(captured.err.strip().splitlines()) == 1
 
-def test_a_named_data_folder_that_does_not_verify_stops_the_command(tmp_path):
+def test_a_named_data_folder_that_does_not_verify_stops_the_command(tmp_path, mnist):
     # Issue 9 item 5: real MNIST sits in the cache, NN_DATA_DIR names a folder
     # of other IDX files. The old code said "loaded from cache" and exited 0.
-    import gzip
-
-    from nn.datasets import idx, mnist
+    from nn.datasets import idx
+    from nn.datasets import mnist as loader
 
     cache = tmp_path / "xdg" / "nn" / "mnist"
     cache.mkdir(parents=True)
-    source = os.environ["NN_DATA_DIR"]  # CI's MNIST (the data marker requires it)
-    for name in mnist.FILES:
-        with gzip.open(os.path.join(source, f"{name}.gz")) as f:
-            (cache / name).write_bytes(f.read())
+    (x_train, y_train), (x_test, y_test) = mnist  # wherever the suite found real MNIST
+    for name, array in zip(loader.FILES, (x_train, y_train, x_test, y_test)):
+        (cache / name).write_bytes(idx.encode(array))  # the IDX bytes the checksums are of
     other = tmp_path / "other"
     other.mkdir()
-    for name, shape in mnist.SHAPES.items():
+    for name, shape in loader.SHAPES.items():
         (other / name).write_bytes(idx.encode(np.zeros((2,) + shape[1:], np.uint8)))
     env = {"XDG_CACHE_HOME": str(tmp_path / "xdg"), "NN_DATA_DIR": str(other)}
     assert nn("data", env={"XDG_CACHE_HOME": env["XDG_CACHE_HOME"], "NN_DATA_DIR": ""}).returncode == 0
@@ -239,7 +237,7 @@ def test_a_named_data_folder_that_does_not_verify_stops_the_command(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert lines == [f"nn data: error: MNIST: NN_DATA_DIR={other} is unusable: "
-                     f"{other / mnist.TRAIN_IMAGES}: dimensions (2, 28, 28), expected (60000, 28, 28)"]
+                     f"{other / loader.TRAIN_IMAGES}: dimensions (2, 28, 28), expected (60000, 28, 28)"]
 
 
 @pytest.mark.slow
