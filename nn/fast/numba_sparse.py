@@ -69,6 +69,26 @@ def _rows_times(cols, vals, n, matrix, o):
             o[j] += a0 * w0[j]
 
 
+@njit(**JIT_MATMUL)
+def _rows_task(batches, idx, kernel, bias, relu, out, scratch, p, pieces):
+    """Task p of `pieces` of first_layer_rows: batch rows B * p // pieces up to B * (p + 1) // pieces."""
+    indptr, indices, values = batches.indptr, batches.indices, batches.values
+    batch_cols, batch_vals, counts = scratch.batch_cols, scratch.batch_vals, scratch.counts
+    rows = idx.shape[0]
+    for b in range(rows * p // pieces, rows * (p + 1) // pieces):
+        r = idx[b]
+        n = indptr[r + 1] - indptr[r]
+        counts[b] = n
+        for c in range(n):  # a loop: slice assignment compiles a shape-error formatter
+            batch_cols[b, c] = indices[indptr[r] + c]
+            batch_vals[b, c] = values[indptr[r] + c]
+        o = out[b]
+        _rows_times(batch_cols[b], batch_vals[b], n, kernel, o)
+        for j in range(o.shape[0]):
+            z = o[j] + bias[j]
+            o[j] = 0 if relu and z < 0 else z  # as bias_act
+
+
 @njit(parallel=True, **JIT_MATMUL)
 def first_layer_rows(batches, idx, kernel, bias, relu, out, scratch, pieces):
     """out (B, O) = act(x[idx] @ kernel + bias) from x's compressed rows, on `pieces` threads.
@@ -76,22 +96,8 @@ def first_layer_rows(batches, idx, kernel, bias, relu, out, scratch, pieces):
     Row b's nonzero inputs are also copied to scratch.batch_cols[b] and
     batch_vals[b] (counts[b] of them), where first_layer_update finds them in cache.
     """
-    indptr, indices, values = batches.indptr, batches.indices, batches.values
-    batch_cols, batch_vals, counts = scratch.batch_cols, scratch.batch_vals, scratch.counts
-    rows = idx.shape[0]
     for p in prange(pieces):
-        for b in range(rows * p // pieces, rows * (p + 1) // pieces):
-            r = idx[b]
-            n = indptr[r + 1] - indptr[r]
-            counts[b] = n
-            for c in range(n):  # a loop: slice assignment compiles a shape-error formatter
-                batch_cols[b, c] = indices[indptr[r] + c]
-                batch_vals[b, c] = values[indptr[r] + c]
-            o = out[b]
-            _rows_times(batch_cols[b], batch_vals[b], n, kernel, o)
-            for j in range(o.shape[0]):
-                z = o[j] + bias[j]
-                o[j] = 0 if relu and z < 0 else z  # as bias_act
+        _rows_task(batches, idx, kernel, bias, relu, out, scratch, p, pieces)
 
 
 @njit(**JIT)
@@ -119,6 +125,28 @@ def _input_columns(batch_cols, batch_vals, counts, k0, k1, starts, rows, vals):
 
 # No fastmath: flags reach the functions this one calls, and Adam must round
 # exactly as its twin (fused multiply-adds would not).
+@njit(**JIT)
+def _update_task(chain, scratch, g, adam, p, pieces):
+    """Task p of `pieces` of first_layer_update: W1's input rows n_in * p // pieces up to
+    n_in * (p + 1) // pieces, and the same share of the remaining parameters."""
+    w, grads, m, v = chain.w, chain.grads, chain.m, chain.v
+    n_in, n_out = chain.shapes[0, 0], chain.shapes[0, 1]
+    starts, cols, vals = scratch.starts, scratch.cols, scratch.vals
+    counts = scratch.counts[:g.shape[0]]
+    d_kernel = grads[:n_in * n_out].reshape(n_in, n_out)
+    rest, n_rest = n_in * n_out, w.shape[0] - n_in * n_out
+    alpha, one_minus_beta_1, one_minus_beta_2, epsilon = adam
+    k0, k1 = n_in * p // pieces, n_in * (p + 1) // pieces
+    _input_columns(scratch.batch_cols, scratch.batch_vals, counts, k0, k1, starts[p], cols[p], vals[p])
+    for k in range(k0, k1):
+        lo, hi = starts[p, k - k0], starts[p, k - k0 + 1]
+        _rows_times(cols[p, lo:], vals[p, lo:], hi - lo, g, d_kernel[k])
+    for lo, hi in ((k0 * n_out, k1 * n_out),
+                   (rest + n_rest * p // pieces, rest + n_rest * (p + 1) // pieces)):
+        adam_flat(w[lo:hi], grads[lo:hi], m[lo:hi], v[lo:hi], alpha, one_minus_beta_1,
+                  one_minus_beta_2, epsilon)
+
+
 @njit(parallel=True, **JIT)
 def first_layer_update(chain, scratch, g, adam, pieces):
     """W1's gradient x[idx]^T g, then Adam on every parameter, on `pieces` threads.
@@ -131,24 +159,8 @@ def first_layer_update(chain, scratch, g, adam, pieces):
     and moves exactly those weights, a contiguous block. The remaining
     parameters are cut into equal ranges. adam = (alpha, 1 - b1, 1 - b2, eps).
     """
-    w, grads, m, v = chain.w, chain.grads, chain.m, chain.v
-    n_in, n_out = chain.shapes[0, 0], chain.shapes[0, 1]
-    starts, cols, vals = scratch.starts, scratch.cols, scratch.vals
-    counts = scratch.counts[:g.shape[0]]
-    d_kernel = grads[:n_in * n_out].reshape(n_in, n_out)
-    rest, n_rest = n_in * n_out, w.shape[0] - n_in * n_out
-    alpha, one_minus_beta_1, one_minus_beta_2, epsilon = adam
     for p in prange(pieces):
-        k0, k1 = n_in * p // pieces, n_in * (p + 1) // pieces
-        _input_columns(scratch.batch_cols, scratch.batch_vals, counts, k0, k1, starts[p],
-                       cols[p], vals[p])
-        for k in range(k0, k1):
-            lo, hi = starts[p, k - k0], starts[p, k - k0 + 1]
-            _rows_times(cols[p, lo:], vals[p, lo:], hi - lo, g, d_kernel[k])
-        for lo, hi in ((k0 * n_out, k1 * n_out),
-                       (rest + n_rest * p // pieces, rest + n_rest * (p + 1) // pieces)):
-            adam_flat(w[lo:hi], grads[lo:hi], m[lo:hi], v[lo:hi], alpha, one_minus_beta_1,
-                      one_minus_beta_2, epsilon)
+        _update_task(chain, scratch, g, adam, p, pieces)
 
 
 @njit(**JIT)
