@@ -82,6 +82,17 @@ def versions():
     return found
 
 
+#: Environment variables that change how the frameworks compute (threads, BLAS kernels).
+ENV_PREFIXES = ("OPENBLAS_", "OMP_", "MKL_", "NUMBA_", "NN_", "XLA_", "TF_ENABLE_", "TF_NUM_",
+                "JAX_", "GOTO", "KMP_")
+
+
+def environment():
+    """The variables of ENV_PREFIXES that are set: e.g. OPENBLAS_CORETYPE=Haswell makes
+    OpenBLAS (behind NumPy and numba's np.dot) run AVX2 kernels on an AVX-512 machine."""
+    return {k: v for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIXES)}
+
+
 def machine():
     """Hardware facts and the load at the start (others' work skews timings)."""
     from nn.fast.config import thread_settings
@@ -93,7 +104,8 @@ def machine():
             "cpu_family_model_stepping": [info.get("CPU family"), info.get("Model"),
                                           info.get("Stepping")],
             "hypervisor": info.get("Hypervisor vendor"),
-            "load_average_1m": os.getloadavg()[0], "threads": thread_settings(), **git_state()}
+            "load_average_1m": os.getloadavg()[0], "threads": thread_settings(),
+            "environment": environment(), **git_state()}
 
 
 def matmul_gflops(n=2048, repeats=5):
