@@ -15,6 +15,11 @@ figures. Each figure is the median of REPEATS timed calls after a warm-up call
 - dram: the same pass over arrays 64 times larger (DRAM-resident).
 
 "all cores" runs one copy per core with prange; each figure is the total.
+
+Every figure is also given as its repeats' median and interquartile range,
+and the FMA rates are measured in alternating pairs (one core, then all),
+whose per-pair ratio says how many cores the machine really gives: on a
+virtual machine whose host is shared, the second core can come and go.
 """
 
 import argparse
@@ -23,7 +28,7 @@ import time
 
 import numba
 import numpy as np
-from _common import write_json
+from _common import spread, write_json
 from numba import njit, prange
 
 REPEATS = 15
@@ -72,25 +77,38 @@ def _adam_all(w, g, m, v, pieces):
         _adam_pass(w[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi])
 
 
-def _median_seconds(call):
-    call()  # warm-up: compilation, page faults
+def _seconds(call):
+    """The seconds of REPEATS calls after a warm-up call (compilation, page faults)."""
+    call()
     times = []
     for _ in range(REPEATS):
         start = time.perf_counter()
         call()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return times
 
 
-def fma_rate(cores):
-    """Multiply-adds per second on `cores` cores (1: the calling thread, no parallel region)."""
+def _median_seconds(call):
+    return statistics.median(_seconds(call))
+
+
+def fma_rates(cores):
+    """Multiply-adds per second, REPEATS alternating pairs: (one core, `cores` cores) each.
+
+    One core is the calling thread with no parallel region; `cores` cores run
+    a copy each in one prange. Returns the two lists of rates.
+    """
     a, b = np.float32(0.999), np.float32(1e-3)
     accs = np.ones((cores, 256), np.float32)
-    if cores == 1:
-        seconds = _median_seconds(lambda: _fma_loop(a, b, FMA_ITERS, accs[0]))
-    else:
-        seconds = _median_seconds(lambda: _fma_all(a, b, FMA_ITERS, accs))
-    return cores * FMA_ITERS * 256 / seconds
+    one, every = (lambda: _fma_loop(a, b, FMA_ITERS, accs[0])), (lambda: _fma_all(a, b, FMA_ITERS, accs))
+    one(), every()  # compile
+    rates = ([], [])
+    for _ in range(REPEATS):
+        for count, call, out in ((1, one, rates[0]), (cores, every, rates[1])):
+            start = time.perf_counter()
+            call()
+            out.append(count * FMA_ITERS * 256 / (time.perf_counter() - start))
+    return rates
 
 
 def stream_rate(n, cores):
@@ -108,19 +126,26 @@ def main():
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args()
     cores = numba.config.NUMBA_NUM_THREADS
-    rows = []
-    for label, count in (("one core", 1), ("all cores", cores)):
+    rows, fma = [], fma_rates(cores)
+    for (label, count), rates in zip((("one core", 1), ("all cores", cores)), fma):
         adam_bytes, adam_seconds = stream_rate(ADAM_PARAMS, count)
         dram_bytes, _ = stream_rate(64 * ADAM_PARAMS, count)
-        rows.append({"cores": count, "label": label, "fma_per_s": fma_rate(count),
+        rows.append({"cores": count, "label": label, "fma_per_s": statistics.median(rates),
+                     "fma_per_s_spread": spread(rates),
                      "adam_pass_bytes_per_s": adam_bytes, "adam_pass_us": adam_seconds * 1e6,
                      "dram_bytes_per_s": dram_bytes})
     for r in rows:
-        print(f"{r['label']} ({r['cores']}): {r['fma_per_s'] / 1e9:.1f} G float32 FMA/s; "
+        q = r["fma_per_s_spread"]
+        print(f"{r['label']} ({r['cores']}): {r['fma_per_s'] / 1e9:.1f} G float32 FMA/s "
+              f"(IQR {q['q1'] / 1e9:.1f}-{q['q3'] / 1e9:.1f}); "
               f"Adam pass over {ADAM_PARAMS:,} params {r['adam_pass_us']:.1f} us "
               f"({r['adam_pass_bytes_per_s'] / 1e9:.1f} GB/s, cache-resident); "
               f"DRAM-sized pass {r['dram_bytes_per_s'] / 1e9:.1f} GB/s")
-    write_json(args.json, {"repeats": REPEATS, "rows": rows})
+    ratios = spread([every / one for one, every in zip(*fma)])
+    print(f"all cores / one core, per pair of FMA runs: median {ratios['median']:.2f}x "
+          f"(IQR {ratios['q1']:.2f}-{ratios['q3']:.2f}x, range {min(ratios['repeats']):.2f}-"
+          f"{max(ratios['repeats']):.2f}x): the cores this machine gave, at the time")
+    write_json(args.json, {"repeats": REPEATS, "rows": rows, "core_scaling": ratios})
 
 
 if __name__ == "__main__":
