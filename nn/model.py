@@ -63,6 +63,16 @@ def _unique_names(layers):
             seen[base] = 0
 
 
+def _unshared(batch, x, last):
+    """The last batch of a pass over x as a copy when it is a view of x; other batches as they are.
+
+    Each layer keeps its last input for backward, so without the copy the
+    model would keep the caller's whole x alive after fit, evaluate or
+    predict returns (188 MiB for MNIST in float32).
+    """
+    return batch.copy() if last and np.may_share_memory(batch, x) else batch
+
+
 class Sequential:
     """Layers applied in order, trained by backprop, as keras.Sequential.
 
@@ -544,6 +554,7 @@ class Sequential:
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
             if clean:
                 xb = self._batch(x, start, batch_size)
+            xb = _unshared(xb, x, start + batch_size >= len(x))
             loss_sum += float(self.loss.forward(self._logits(xb, training=False), yb)) * len(xb)
             correct += int(np.count_nonzero(self.loss.probs.argmax(axis=1) == yb))
         return loss_sum / len(x), correct / len(x)
@@ -561,7 +572,7 @@ class Sequential:
         x = self._features(x)
         out = np.empty((len(x),) + self.output_shape, self.dtype)
         for start in range(0, len(x), batch_size):
-            h = self._batch(x, start, batch_size)
+            h = _unshared(self._batch(x, start, batch_size), x, start + batch_size >= len(x))
             for layer in self.layers:
                 h = layer.forward(h)
             out[start:start + batch_size] = h

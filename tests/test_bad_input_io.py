@@ -336,6 +336,18 @@ def test_scale_images_still_scales_into_both_float_dtypes():
         assert out.dtype == np.dtype(dtype) and out[0, 0, 0] == np.dtype(dtype).type(51 / 255.0)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_scale_images_gives_the_notebooks_floats_for_every_pixel_value(dtype):
+    # The notebook divides in float64 and Keras casts to float32; scale_images
+    # divides in dtype itself. Every one of the 256 pixel values must come out
+    # as the very same float (compared bit for bit), images of any shape.
+    pixels = np.arange(256, dtype=np.uint8).reshape(4, 8, 8)
+    notebook = (pixels / 255.0).astype(dtype)
+    out = scale_images(pixels, dtype)
+    assert out.dtype == dtype and out.shape == pixels.shape and out.flags.c_contiguous
+    assert np.array_equal(out.view(f"u{out.itemsize}"), notebook.view(f"u{out.itemsize}"))
+
+
 # ---------------------------------------------------------------- gradcheck
 
 

@@ -158,3 +158,25 @@ def test_seed_model_summary(capsys):
     text = capsys.readouterr().out
     assert "Total params: 104,938" in text  # 784*128+128 + 128*32+32 + 32*10+10
     assert [w.shape for w in model.get_weights()] == [(784, 128), (128,), (128, 32), (32,), (32, 10), (10,)]
+
+
+@pytest.mark.parametrize("call", ["fit", "fit-layers", "evaluate", "predict"])
+def test_the_model_does_not_keep_the_callers_data_alive(rng, call):
+    # The layers keep their last input for backward; were it a view of x, the
+    # model would hold all of x (188 MiB for MNIST) until its next call.
+    import gc
+    import weakref
+
+    model = small_model()
+    x, y = data(rng, n=40)  # float32 and C-contiguous: every batch slice is a view of x
+    model.fit(x[:8], y[:8], verbose=0)  # built and compiled, on other data
+    alive = weakref.ref(x)
+    if call.startswith("fit"):
+        model.fit(x, y, validation_split=0.25, verbose=0, engine="layers" if call == "fit-layers" else None)
+    elif call == "evaluate":
+        model.evaluate(x, y, batch_size=16)  # 40 = 16 + 16 + 8: the last batch is partial
+    else:
+        model.predict(x, batch_size=16)
+    del x
+    gc.collect()
+    assert alive() is None

@@ -46,12 +46,17 @@ def add_dataset_argument(parser, default="mnist", help_default="mnist"):
                              "--data-dir is then a folder of that data set's four IDX files")
 
 
-def load_scaled(dataset, data_dir, dtype):
-    """((x_train, y_train), (x_test, y_test)) of `dataset`, the images scaled to [0, 1] in `dtype`."""
+def load_images(dataset, data_dir):
+    """((x_train, y_train), (x_test, y_test)) of `dataset` as its loader returns them: uint8 images."""
+    return LOADERS[dataset].load_data(path=data_dir)
+
+
+def load_test_scaled(dataset, data_dir, dtype):
+    """(x_test, y_test) of `dataset`, the images scaled to [0, 1] in `dtype` (the training set is not)."""
     from nn.recipe import scale_images
 
-    (x_train, y_train), (x_test, y_test) = LOADERS[dataset].load_data(path=data_dir)
-    return (scale_images(x_train, dtype), y_train), (scale_images(x_test, dtype), y_test)
+    _, (x_test, y_test) = load_images(dataset, data_dir)
+    return scale_images(x_test, dtype), y_test
 
 
 def _int_from(low, words):

@@ -3,7 +3,7 @@
 import json
 import os
 
-from nn.cli._common import DATASETS, LOADERS, add_dataset_argument, check_backend, load_scaled, positive_int
+from nn.cli._common import DATASETS, LOADERS, add_dataset_argument, check_backend, load_test_scaled, positive_int
 from nn.errors import InputError
 
 
@@ -44,7 +44,7 @@ def run(args):
     dataset = args.dataset or run_dataset(args.model)
     if model.loss is None or "accuracy" not in model.metrics:  # saved uncompiled, or metrics=[]
         model.compile(loss=model.loss or "sparse_categorical_crossentropy")
-    _, (x_test, y_test) = load_scaled(dataset, args.data_dir, model.dtype)
+    x_test, y_test = load_test_scaled(dataset, args.data_dir, model.dtype)
     loss, accuracy = model.evaluate(x_test, y_test, batch_size=args.batch_size)
     print(f"Test accuracy: {accuracy:.4f} - test loss: {loss:.4f} ({dataset} test set)")
     report = evaluate_classes(model, x_test, y_test, class_names=LOADERS[dataset].CLASS_NAMES)

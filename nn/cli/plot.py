@@ -3,7 +3,7 @@
 import json
 import os
 
-from nn.cli._common import DATASETS, LOADERS, check_backend, load_scaled
+from nn.cli._common import DATASETS, LOADERS, check_backend, load_test_scaled
 from nn.errors import InputError
 
 
@@ -52,7 +52,7 @@ def run(args):
     dataset = metrics.get("dataset", "mnist")  # runs from before --dataset were MNIST
     if dataset not in DATASETS:
         raise InputError(f"{metrics_path} names dataset {dataset!r}, expected one of {', '.join(DATASETS)}")
-    _, (x_test, y_test) = load_scaled(dataset, args.data_dir, model.dtype)
+    x_test, y_test = load_test_scaled(dataset, args.data_dir, model.dtype)
     title = f"seed recipe on {dataset}"
     if "seed" in metrics and "test_accuracy" in metrics:
         title += f", seed {metrics['seed']}, test accuracy {metrics['test_accuracy']:.4f}"

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from nn.cli._common import (LOADERS, add_dataset_argument, check_backend, load_scaled, positive_int, seed,
+from nn.cli._common import (LOADERS, add_dataset_argument, check_backend, load_images, positive_int, seed,
                             split)
 from nn.errors import InputError
 from nn.model import ENGINES
@@ -62,9 +62,8 @@ def check_backup_dir(path):
 def run(args):
     """Train the seed recipe; write model, history, metrics, curves and the pictures to --out."""
     from nn.backup import BackupAndRestore
-    from nn.diagnostics import Diagnostics
     from nn.metrics import evaluate_classes
-    from nn.recipe import seed_model
+    from nn.recipe import scale_images, seed_model
     from nn.runfolder import RunFolder
     from nn.saving import save_model
 
@@ -73,10 +72,14 @@ def run(args):
         check_backup_dir(args.backup_dir)
     command = ["python", "-m", "nn"] + sys.argv[1:]
     with RunFolder(args.out, command) as folder:  # refuses a bad or busy --out before any work
-        (x_train, y_train), (x_test, y_test) = load_scaled(args.dataset, args.data_dir, args.dtype)
+        # Only the images fit trains on are scaled now; the test images stay uint8
+        # (a quarter of the memory) until training is over and x_train is gone.
+        (train_images, y_train), (test_images, y_test) = load_images(args.dataset, args.data_dir)
         class_names = LOADERS[args.dataset].CLASS_NAMES
         if args.examples is not None:
-            x_train, y_train = x_train[:args.examples], y_train[:args.examples]
+            train_images, y_train = train_images[:args.examples], y_train[:args.examples]
+        x_train = scale_images(train_images, args.dtype)
+        examples, train_images = len(x_train), None
         model = seed_model(seed=args.seed, dtype=args.dtype, backend=args.backend)
         if model.backend_name == "numba" and args.engine != "layers":
             from nn.fast.numba_steps import cached
@@ -85,13 +88,21 @@ def run(args):
                       "numba's cache) ...", flush=True)
         backup = None if args.backup_dir is None else BackupAndRestore(args.backup_dir,
                                                                       delete_checkpoint=False)
-        callbacks = [] if args.diagnostics is None else [  # probe: the first 512 training images
-            Diagnostics(x_train[:512], y_train[:512], every=args.diagnostics or None)]
+        callbacks = []
+        if args.diagnostics is not None:  # probe: the first 512 training images
+            from nn.diagnostics import Diagnostics
+
+            callbacks.append(Diagnostics(x_train[:512], y_train[:512], every=args.diagnostics or None))
         start = time.perf_counter()
         history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
                             validation_split=args.validation_split, verbose=1, engine=args.engine,
                             callbacks=callbacks + ([backup] if backup else []))
         train_seconds = time.perf_counter() - start
+        # Free the training images (the probe of --diagnostics is a view of them)
+        # before the test images are scaled and the pictures drawn: the peak stays
+        # that of training.
+        del x_train, callbacks
+        x_test, test_images = scale_images(test_images, args.dtype), None
         if backup is not None and backup.restored is not None:
             epoch, step = backup.restored
             print(f"Resumed from the backup in {args.backup_dir} at epoch {epoch + 1}, step {step}")
@@ -102,7 +113,7 @@ def run(args):
             "dataset": args.dataset,
             "test_accuracy": test_accuracy, "test_loss": test_loss, "epochs": args.epochs,
             "batch_size": args.batch_size, "validation_split": args.validation_split,
-            "seed": args.seed, "examples": len(x_train), "train_seconds": train_seconds,
+            "seed": args.seed, "examples": examples, "train_seconds": train_seconds,
             "backend": model.backend_name, "engine": history.engine,
             "dtype": model.dtype.name, "python": platform.python_version(),
             "numpy": np.__version__, "machine": platform.machine(),

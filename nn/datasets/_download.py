@@ -5,16 +5,12 @@ caller lists it as the reason one source failed. Nothing here verifies
 content: the caller checks every file against its SHA-256.
 """
 
-import http.client
 import io
 import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
-import urllib.error
-import urllib.request
 import zlib
 
 from tqdm import tqdm
@@ -42,6 +38,10 @@ def _die_with_parent():
 
 def fetch_url(url, verbose=True, timeout=TIMEOUT):
     """Return the body of `url` as bytes, with a tqdm bar on stderr when verbose."""
+    import http.client  # here, not at the top: with the data on disk, nn train never needs
+    import urllib.error  # the HTTP stack, and importing it (ssl, email) delays the first step
+    import urllib.request
+
     name = url.rsplit("/", 1)[-1] or url
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -123,6 +123,8 @@ def tar_members(tarball, members, read):
     The archive is streamed once and members are only opened by exact name,
     never extracted to disk, so a hostile archive cannot write anywhere.
     """
+    import tarfile
+
     found = {}
     try:
         with tarfile.open(fileobj=io.BytesIO(tarball), mode="r|gz") as archive:

@@ -10,7 +10,10 @@ remote_sources(verbose), which yields (label, fetch(need, accept)) in order.
 Sources, in order: the folder given as `path`, else the folder in the spec's
 environment variable (either is then the only source: a folder the user named
 that does not verify is an error, never a fallback); the cache; the remote
-sources, each file verified before it is used or cached.
+sources, each file verified before it is used or cached. A large .gz file
+in a folder is decompressed once: its decoded copy goes into the cache's
+decoded/ subfolder, named by the SHA-256 of the compressed bytes, and is used
+later only if its own SHA-256 is the data set's (`read_verified`).
 """
 
 import hashlib
@@ -30,7 +33,7 @@ def locate(spec, path=None, *, cache_dir=None, verbose=False):
     if path is not None:
         folder = _files.as_path(path, "path")
         try:
-            return pack(spec, from_folder(spec, folder)), f"{folder} (given as path)"
+            return pack(spec, from_folder(spec, folder, cache_dir)), f"{folder} (given as path)"
         except DataError as e:
             raise DataError(f"{spec.TITLE}: path={folder} is unusable: {e}") from e
     env = os.environ.get(spec.ENV_VAR, "")
@@ -39,12 +42,16 @@ def locate(spec, path=None, *, cache_dir=None, verbose=False):
         # would train on other data than the user asked for and still exit 0.
         folder = _files.as_path(env, spec.ENV_VAR)
         try:
-            return pack(spec, from_folder(spec, folder)), f"{folder} (from {spec.ENV_VAR})"
+            return pack(spec, from_folder(spec, folder, cache_dir)), f"{folder} (from {spec.ENV_VAR})"
         except DataError as e:
             raise DataError(f"{spec.TITLE}: {spec.ENV_VAR}={env} is unusable: {e}") from e
     failures = [f"{spec.ENV_VAR}: not set"]
-    cache = _files.as_path(cache_dir, "cache_dir") if cache_dir is not None else _files.cache_root() / spec.CACHE_NAME
-    return _through_cache(spec, cache, failures, verbose)
+    return _through_cache(spec, cache_folder(spec, cache_dir), failures, verbose)
+
+
+def cache_folder(spec, cache_dir=None):
+    """The data set's cache folder: `cache_dir` if given, else the default under nn's cache root."""
+    return _files.as_path(cache_dir, "cache_dir") if cache_dir is not None else _files.cache_root() / spec.CACHE_NAME
 
 
 def pack(spec, arrays):
@@ -58,13 +65,14 @@ def log(verbose, message):
         print(message, file=sys.stderr)
 
 
-def verified(spec, name, data, label):
+def verified(spec, name, data, label, copy=True):
     """Return the array in IDX bytes `data` of file `name` if its header and SHA-256 are right.
 
     `label` says where the bytes came from (a path, URL or archive member) and
-    starts every error message.
+    starts every error message. copy=False: the array may be a view of
+    `data` (see idx.decode), which the caller then no longer uses.
     """
-    array = idx.decode(data, spec.SHAPES[name], label)
+    array = idx.decode(data, spec.SHAPES[name], label, copy=copy)
     digest = hashlib.sha256(data).hexdigest()
     if digest != spec.SHA256[name]:
         known = _known_files().get(digest)
@@ -85,8 +93,12 @@ def _known_files():
 # ---------------------------------------------------------------- folders
 
 
-def from_folder(spec, folder):
-    """Return {name: array} from the IDX files (raw or .gz), or the spec's .npz, in `folder`."""
+def from_folder(spec, folder, cache_dir=None):
+    """Return {name: array} from the IDX files (raw or .gz), or the spec's .npz, in `folder`.
+
+    A large .gz file is decompressed once and its decoded copy kept in the
+    cache (`decoded_copy`); cache_dir as for `locate`.
+    """
     if spec.NPZ_NAME and folder.is_file() and folder.suffix == ".npz":
         return _verified_npz(spec, read_file(folder), str(folder))
     if not folder.exists():
@@ -98,8 +110,7 @@ def from_folder(spec, folder):
     problems = []
     if all(found.values()):
         try:
-            return {name: verified(spec, name, idx.read_bytes(p, idx.expected_size(spec.SHAPES[name])), str(p))
-                    for name, p in found.items()}
+            return {name: read_verified(spec, name, p, cache_dir) for name, p in found.items()}
         except DataError as e:
             problems.append(str(e))
     if npz is not None and npz.is_file():
@@ -112,6 +123,54 @@ def from_folder(spec, folder):
         npz_words = f"has no {spec.NPZ_NAME} and " if spec.NPZ_NAME else ""
         problems.append(f"{folder} {npz_words}lacks {missing} (raw or .gz)")
     raise DataError("; ".join(problems))
+
+
+#: A .gz file that decompresses to at least this many bytes is decoded once, into the cache.
+DECODED_MIN_BYTES = 1 << 20
+DECODED = "decoded"  # the cache's subfolder of decoded copies, each named by its .gz's SHA-256
+
+
+def read_verified(spec, name, path, cache_dir=None):
+    """The verified array of IDX file `name` at `path` (raw or gzip).
+
+    A gzip file's decoded copy is kept in the cache, named by the SHA-256 of
+    the compressed bytes, and used instead of decompressing them again only
+    if its own SHA-256 is the data set's for `name`: the same check as for
+    the file itself, so a stale or damaged copy is never used (it is decoded
+    again and replaced). Errors name `path`.
+    """
+    limit = idx.expected_size(spec.SHAPES[name])
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+            compressed = head + f.read() if head == idx.GZIP_MAGIC else None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from e
+    if compressed is None:
+        return verified(spec, name, idx.read_array(path, limit), str(path), copy=False)
+    copy = decoded_copy(spec, cache_dir, compressed)
+    if copy is not None and copy.is_file():
+        try:
+            return verified(spec, name, idx.read_array(copy, limit), str(copy), copy=False)
+        except DataError:
+            pass  # damaged or not this file's: decode the .gz again below, and replace it
+    data = idx.read_array(io.BytesIO(compressed), limit, str(path))
+    array = verified(spec, name, data, str(path), copy=False)
+    if copy is not None and len(data) >= DECODED_MIN_BYTES:
+        try:
+            _files.atomic_write(copy, data)
+        except OSError:
+            pass  # a read-only cache costs the next run a decompression, nothing more
+    return array
+
+
+def decoded_copy(spec, cache_dir, compressed):
+    """Where the decoded copy of gzip bytes `compressed` lives in the cache (None: no cache folder)."""
+    try:
+        folder = cache_folder(spec, cache_dir) / DECODED
+    except (RuntimeError, KeyError):  # no home folder to put the default cache in
+        return None
+    return folder / hashlib.sha256(compressed).hexdigest()
 
 
 def find(folder, name):
@@ -204,8 +263,8 @@ def _from_cache(spec, cache):
             missing.append(name)
             continue
         try:
-            arrays[name] = verified(spec, name, idx.read_bytes(path, idx.expected_size(spec.SHAPES[name])),
-                                    str(path))
+            arrays[name] = verified(spec, name, idx.read_array(path, idx.expected_size(spec.SHAPES[name])),
+                                    str(path), copy=False)
         except DataError as e:
             problems.append(f"{e} (not used; fetching it again)")
     if len(missing) == len(spec.FILES):

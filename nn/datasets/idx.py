@@ -31,13 +31,15 @@ def encode(array):
     return header + np.ascontiguousarray(array).tobytes()
 
 
-def decode(data, shape=None, name="IDX data"):
+def decode(data, shape=None, name="IDX data", copy=True):
     """Parse IDX bytes into a new writable C-contiguous uint8 array.
 
     `shape` is the expected shape (a tuple); None accepts whatever the header
     declares. `name` goes into every error message so the user knows which file
     was bad. Raises DataError on a bad magic number, unexpected dimensions or a
-    payload whose size is not the product of the dimensions.
+    payload whose size is not the product of the dimensions. copy=False: when
+    `data` is writable and the caller owns it (`read_array`'s result), the
+    array is a view of it instead of a copy.
     """
     if len(data) < 4:
         raise DataError(f"{name}: only {len(data)} bytes, too short for an IDX header")
@@ -60,8 +62,9 @@ def decode(data, shape=None, name="IDX data"):
     if shape is not None and dims != tuple(shape):
         raise DataError(f"{name}: dimensions {dims}, expected {tuple(shape)}")
     _check_payload(len(data) - start, dims, name)
-    # frombuffer would alias the (read-only) bytes; copy so callers own their array.
-    return np.frombuffer(data, dtype=np.uint8, offset=start).reshape(dims).copy()
+    # frombuffer aliases `data`; copy (always from read-only bytes) so callers own their array.
+    array = np.frombuffer(data, dtype=np.uint8, offset=start).reshape(dims)
+    return array.copy() if copy or not array.flags.writeable else array
 
 
 def _check_payload(size, dims, name):
@@ -105,6 +108,45 @@ def read_bytes(source, limit=None, name=None):
             return gz.read(size)
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise DataError(f"{name}: corrupt gzip data ({str(e) or type(e).__name__})") from e
+
+
+def read_array(source, limit, name=None):
+    """As `read_bytes`, but into a new writable uint8 array (at most limit + 1 bytes).
+
+    The file's bytes (decompressed on the way if gzip) land straight in the
+    array, so that decode(..., copy=False) can keep them: loading a data set
+    then holds one copy of its pixels, not the bytes and a copy of them.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        name = name or os.fspath(source)
+        try:
+            with open(source, "rb") as f:
+                return read_array(f, limit, name)
+        except OSError as e:
+            raise DataError(f"{name}: cannot read ({e.strerror or e})") from e
+    name = name or "IDX data"
+    out = np.empty(limit + 1, np.uint8)  # one more byte than allowed: an oversized file shows
+    view = memoryview(out)
+    try:
+        head = source.read(2)
+        if head == GZIP_MAGIC:
+            with gzip.GzipFile(fileobj=io.BytesIO(head + source.read())) as gz:
+                return out[:_fill(gz, view)]
+        view[:len(head)] = head
+        return out[:len(head) + _fill(source, view[len(head):])]
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise DataError(f"{name}: corrupt gzip data ({str(e) or type(e).__name__})") from e
+
+
+def _fill(stream, view):
+    """Read from binary `stream` into memoryview `view` until it is full or the stream ends."""
+    filled = 0
+    while filled < len(view):
+        got = stream.readinto(view[filled:])
+        if not got:
+            break
+        filled += got
+    return filled
 
 
 def read(source, shape=None, name=None):

@@ -72,6 +72,36 @@ def test_read_bytes_stops_at_limit():
     assert len(idx.read_bytes(io.BytesIO(gzip.compress(data)), limit=10)) == 11
 
 
+@pytest.mark.parametrize("compress", [False, True], ids=["raw", "gz"])
+@pytest.mark.parametrize("limit", [5, 115, 116, 117, 500])  # the file holds 116 bytes
+def test_read_array_holds_what_read_bytes_returns(compress, limit):
+    data = idx.encode(np.arange(100, dtype=np.uint8).reshape(4, 25))
+    stored = gzip.compress(data) if compress else data
+    out = idx.read_array(io.BytesIO(stored), limit)
+    assert out.dtype == np.uint8 and out.ndim == 1 and out.flags.writeable
+    assert out.tobytes() == idx.read_bytes(io.BytesIO(stored), limit) == data[:limit + 1]
+
+
+def test_read_array_corrupt_gzip_names_the_file(tmp_path):
+    path = tmp_path / "broken.gz"
+    path.write_bytes(gzip.compress(idx.encode(np.zeros(50, np.uint8)))[:-12])
+    with pytest.raises(DataError, match="broken.gz: corrupt gzip data"):
+        idx.read_array(path, 100)
+    with pytest.raises(DataError, match="absent: cannot read"):
+        idx.read_array(tmp_path / "absent", 100)
+
+
+def test_decode_copies_unless_told_it_may_keep_a_writable_buffer():
+    data = idx.encode(np.arange(6, dtype=np.uint8).reshape(2, 3))
+    owned = idx.read_array(io.BytesIO(data), len(data))
+    kept = idx.decode(owned, (2, 3), copy=False)
+    assert np.shares_memory(kept, owned) and kept.flags.writeable and kept.flags.c_contiguous
+    assert not np.shares_memory(idx.decode(owned, (2, 3)), owned)
+    from_bytes = idx.decode(data, (2, 3), copy=False)  # read-only bytes: always a copy
+    assert from_bytes.flags.writeable
+    np.testing.assert_array_equal(from_bytes, kept)
+
+
 BAD_HEADERS = {
     "type-not-ubyte": (header(0x0903, 2, 2, 2) + bytes(8), "bad magic number 0x00000903"),
     "nonzero-high-bytes": (header(0x01000803, 2, 2, 2) + bytes(8), "bad magic number"),

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from nn.datasets import _download, _files, idx, mnist
+from nn.datasets import _download, _files, _idxset, idx, mnist
 from nn.errors import DataError, InputError
 
 TINY_SHAPES = {
@@ -119,6 +119,58 @@ def test_explicit_folder_of_idx_files(tiny, net, tmp_path, gz):
     folder = write_idx(tmp_path / "data", tiny.raw, gz)
     assert_keras_layout(mnist.load_data(folder, verbose=False), tiny.arrays)
     assert net.calls == [] and not tiny.cache.exists()
+
+
+@pytest.fixture
+def decoded(tiny, monkeypatch):
+    """Decode even tiny .gz files into the cache; return {file name: where its decoded copy goes}."""
+    monkeypatch.setattr(_idxset, "DECODED_MIN_BYTES", 0)
+    return lambda folder: {name: tiny.cache / _idxset.DECODED / hashlib.sha256(
+        (folder / f"{name}.gz").read_bytes()).hexdigest() for name in mnist.FILES}
+
+
+def no_gunzip(monkeypatch):
+    """Make any decompression fail, so a load that works read decoded copies."""
+    def fail(*args, **kwargs):
+        raise AssertionError("decompressed a .gz although its decoded copy was cached")
+    monkeypatch.setattr(idx.gzip, "GzipFile", fail)
+
+
+def test_gz_folder_is_decoded_once_into_the_cache(tiny, net, tmp_path, decoded, monkeypatch):
+    folder = write_idx(tmp_path / "data", tiny.raw, gz=mnist.FILES)
+    assert_keras_layout(mnist.load_data(folder, verbose=False), tiny.arrays)
+    copies = decoded(folder)
+    assert all(copies[name].read_bytes() == tiny.raw[name] for name in mnist.FILES)
+    no_gunzip(monkeypatch)
+    assert_keras_layout(mnist.load_data(folder, verbose=False), tiny.arrays)
+
+
+def test_damaged_decoded_copy_is_never_used_and_is_replaced(tiny, net, tmp_path, decoded):
+    folder = write_idx(tmp_path / "data", tiny.raw, gz=mnist.FILES)
+    mnist.load_data(folder, verbose=False)
+    copies = decoded(folder)
+    copies[mnist.TRAIN_IMAGES].write_bytes(tiny.raw[mnist.TRAIN_IMAGES][:-1] + b"\x00")  # one pixel off
+    copies[mnist.TEST_LABELS].write_bytes(tiny.raw[mnist.TRAIN_LABELS][:len(tiny.raw[mnist.TEST_LABELS])])
+    assert_keras_layout(mnist.load_data(folder, verbose=False), tiny.arrays)
+    assert all(copies[name].read_bytes() == tiny.raw[name] for name in mnist.FILES)
+
+
+def test_changed_gz_file_is_checked_not_served_from_an_old_copy(tiny, net, tmp_path, decoded):
+    folder = write_idx(tmp_path / "data", tiny.raw, gz=mnist.FILES)
+    mnist.load_data(folder, verbose=False)
+    bad = bytearray(tiny.raw[mnist.TEST_IMAGES])
+    bad[-1] ^= 1
+    (folder / f"{mnist.TEST_IMAGES}.gz").write_bytes(gzip.compress(bytes(bad)))
+    with pytest.raises(DataError, match=f"{mnist.TEST_IMAGES}.gz: checksum mismatch"):
+        mnist.load_data(folder, verbose=False)
+    assert not decoded(folder)[mnist.TEST_IMAGES].exists()  # bad bytes are never cached
+
+
+def test_unwritable_decoded_cache_still_loads(tiny, net, tmp_path, decoded):
+    folder = write_idx(tmp_path / "data", tiny.raw, gz=mnist.FILES)
+    tiny.cache.parent.mkdir(parents=True)
+    tiny.cache.write_bytes(b"a file where the cache folder should be")
+    assert_keras_layout(mnist.load_data(folder, verbose=False), tiny.arrays)
 
 
 def test_explicit_folder_or_file_of_npz(tiny, net, tmp_path):
