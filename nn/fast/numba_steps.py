@@ -6,7 +6,15 @@ nonzero inputs on every core; otherwise every product goes to BLAS
 (numba_fused.dense_step). Each path is its own compiled loop, so a run
 compiles only the one it takes. `threads` sets numba's and BLAS's thread
 counts around a chunk (nn.fast.trainer does).
+
+The compressed-row path has two loops: `serial_steps` (numba_sparse) on
+one thread and `sparse_steps` on several, giving the same bits. The serial one compiles in
+about half the time, so a run starts on it and `compile_parallel` compiles
+the other in a background thread (the steps release the GIL, so training
+goes on meanwhile); the trainer offers more threads once that is done.
 """
+
+import threading
 
 import numpy as np
 from numba import njit
@@ -15,8 +23,9 @@ from nn.fast.config import CACHE, JIT
 from nn.fast.numba_fused import Scratch, dense_step, layout
 from nn.fast.numba_kernels import MAX_THREADS
 from nn.fast.numba_kernels import threads as thread_counts  # noqa: F401  (the trainer's knob)
-from nn.fast.numba_sparse import nonzero_rows, sparse_step  # noqa: F401  (a step kernel)
+from nn.fast.numba_sparse import serial_steps, sparse_step
 from nn.fast.steps import AdamSteps, Batches, Chain  # noqa: F401  (the arguments, shared)
+from nn.fast.steps import nonzero_rows  # noqa: F401  (NumPy: a compiled loop took longer than it saves)
 
 NAME = "numba"
 
@@ -46,9 +55,9 @@ def _batch(batches, first_step, s):
     return batches.order[start:min(start + batches.batch_size, batches.x.shape[0])]
 
 
-@njit(**JIT)
+@njit(nogil=True, **JIT)
 def sparse_steps(chain, batches, first_step, adam, scratch, pieces, losses, correct):
-    """The compressed-row path of train_steps: the first layer in `pieces` tasks."""
+    """The compressed-row path of train_steps: the first layer in `pieces` parallel tasks."""
     at = layout(chain.shapes)
     for s in range(adam.alphas.shape[0]):
         step = (adam.alphas[s], adam.one_minus_beta_1, adam.one_minus_beta_2, adam.epsilon)
@@ -56,7 +65,7 @@ def sparse_steps(chain, batches, first_step, adam, scratch, pieces, losses, corr
                                             scratch, at, pieces)
 
 
-@njit(**JIT)
+@njit(nogil=True, **JIT)
 def dense_steps(chain, batches, first_step, adam, scratch, losses, correct):
     """The BLAS path of train_steps."""
     at = layout(chain.shapes)
@@ -67,9 +76,9 @@ def dense_steps(chain, batches, first_step, adam, scratch, losses, correct):
 
 
 def cached(dtype, sparse=True):
-    """Whether numba's on-disk cache holds this path's steps for `dtype` on this CPU.
+    """Whether numba's on-disk cache holds the steps a run starts on, for `dtype` on this CPU.
 
-    False means the first chunk compiles them first (several seconds), which
+    False means the first chunk compiles them first (a few seconds), which
     `nn train` says in one line. Reads numba's cache index (an internal
     format): any surprise there answers False, which only prints the line.
     """
@@ -78,7 +87,7 @@ def cached(dtype, sparse=True):
     if not CACHE:
         return False
     try:
-        index = (sparse_steps if sparse else dense_steps)._cache._cache_file._load_index()
+        index = (serial_steps if sparse else dense_steps)._cache._cache_file._load_index()
         cpu = llvmlite.binding.get_host_cpu_name()
         return any(np.dtype(dtype).name in str(key[0]) and cpu in str(key[1]) for key in index)
     except Exception:  # noqa: BLE001  (no cache, another numba: say it compiles)
@@ -97,9 +106,46 @@ def train_steps(chain, batches, first_step, adam, threads, losses, correct, scra
     pieces = max(1, min(threads, MAX_THREADS))
     if scratch is None:
         scratch = scratch_for(chain, batches, pieces)
-    if len(batches.indptr):
+    if not len(batches.indptr):
+        dense_steps(chain, batches, first_step, adam, scratch, losses, correct)
+    elif pieces == 1:
+        serial_steps(chain, batches, first_step, adam, scratch, losses, correct)
+    else:
         if len(scratch.starts) < pieces:  # the compiled loops do not check bounds
             raise ValueError(f"scratch for {len(scratch.starts)} tasks, not {pieces}")
         sparse_steps(chain, batches, first_step, adam, scratch, pieces, losses, correct)
-    else:
-        dense_steps(chain, batches, first_step, adam, scratch, losses, correct)
+
+
+class ParallelCompile:
+    """sparse_steps compiled (or loaded from numba's cache) in a background thread.
+
+    Started with the arguments of a chunk train_steps has already run on one
+    thread, so that the serial steps are compiled first (numba compiles one
+    function at a time: started earlier, this would hold them up). It calls
+    sparse_steps on a chunk of no steps, which compiles it for exactly those
+    argument types and changes nothing. `ready()` says whether the trainer
+    may now run more than one thread; a failure to compile is raised there,
+    in the trainer's thread.
+    """
+
+    def __init__(self, chain, batches, adam, scratch, losses, correct):
+        args = (chain, batches, 0, adam._replace(alphas=adam.alphas[:0]), scratch,
+                max(2, min(len(scratch.starts), MAX_THREADS)), losses[:0], correct[:0])
+        self.error = None
+        self.thread = threading.Thread(target=self._compile, args=args, daemon=True,
+                                       name="nn-compile-parallel-steps")
+        self.thread.start()
+
+    def _compile(self, *args):
+        try:
+            sparse_steps(*args)
+        except BaseException as exc:  # noqa: BLE001  (handed to the trainer's thread)
+            self.error = exc
+
+    def ready(self):
+        """True once sparse_steps is compiled; raises what compiling it raised."""
+        if self.thread.is_alive():
+            return False
+        if self.error is not None:
+            raise self.error
+        return True

@@ -84,6 +84,11 @@ class FusedTrainer:
         # Compressed rows of the training inputs, built once for the whole fit
         # (x cannot change during it): the steps then never scan zeros again.
         self.rows = self.steps.nonzero_rows(_flat(x)) if config.skip_zeros(x) else empty
+        # Steps with a serial twin of the parallel ones start on it and compile
+        # the parallel ones in the background: until then, one thread.
+        self.parallel = None
+        if len(self.rows[0]) and len(self.choice.counts) > 1 and hasattr(self.steps, "ParallelCompile"):
+            self.choice.cap = 1
 
     def _arrays(self):
         """Parameters, first moments and second moments, each a list in Keras's order."""
@@ -175,6 +180,15 @@ class FusedTrainer:
                                        losses[part], correct[part], scratch)
             self.choice.record(threads, count, time.perf_counter() - start)
             done += count
+            if self.choice.cap is not None:
+                self._offer_parallel(chain, batches, adam, scratch, losses, correct)
+
+    def _offer_parallel(self, chain, batches, adam, scratch, losses, correct):
+        """Start compiling the parallel steps after the first part; offer every count once done."""
+        if self.parallel is None:
+            self.parallel = self.steps.ParallelCompile(chain, batches, adam, scratch, losses, correct)
+        elif self.parallel.ready():
+            self.choice.cap = None
 
     @staticmethod
     def _good_steps(train, first, alphas, losses, correct, flats, grads):
