@@ -192,3 +192,15 @@ def adam_update(w, g, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
     f = w.dtype.type
     _adam_2d(_as_2d(w), _as_2d(g), _as_2d(m), _as_2d(v), f(alpha), f(one_minus_beta_1),
              f(one_minus_beta_2), f(epsilon))
+
+
+def warm_up(dtype):
+    """Compile the kernels evaluate and predict call on `dtype` inputs, by calling them on tiny ones.
+
+    The fused trainer's background compile (nn.fast.numba_steps) calls this so
+    that the first validation does not stop to compile them.
+    """
+    x, kernel, bias = np.ones((2, 3), dtype), np.ones((3, 4), dtype), np.zeros(4, dtype)
+    logits = dense_forward(x, kernel, bias, True)
+    softmax(logits)
+    softmax_xent_forward(logits, np.zeros(2, np.int64))

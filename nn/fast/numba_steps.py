@@ -21,7 +21,7 @@ from numba import njit
 
 from nn.fast.config import CACHE, JIT
 from nn.fast.numba_fused import Scratch, dense_step, layout
-from nn.fast.numba_kernels import MAX_THREADS
+from nn.fast.numba_kernels import MAX_THREADS, warm_up
 from nn.fast.numba_kernels import threads as thread_counts  # noqa: F401  (the trainer's knob)
 from nn.fast.numba_sparse import serial_steps, sparse_step
 from nn.fast.steps import AdamSteps, Batches, Chain  # noqa: F401  (the arguments, shared)
@@ -121,11 +121,13 @@ class ParallelCompile:
 
     Started with the arguments of a chunk train_steps has already run on one
     thread, so that the serial steps are compiled first (numba compiles one
-    function at a time: started earlier, this would hold them up). It calls
-    sparse_steps on a chunk of no steps, which compiles it for exactly those
-    argument types and changes nothing. `ready()` says whether the trainer
-    may now run more than one thread; a failure to compile is raised there,
-    in the trainer's thread.
+    function at a time: started earlier, this would hold them up). It first
+    compiles the layer kernels that validation calls at the end of the epoch
+    (numba_kernels.warm_up: were the parallel steps first, validation would
+    wait for them), then calls sparse_steps on a chunk of no steps, which
+    compiles it for exactly those argument types and changes nothing.
+    `ready()` says whether the trainer may now run more than one thread; a
+    failure to compile is raised there, in the trainer's thread.
     """
 
     def __init__(self, chain, batches, adam, scratch, losses, correct):
@@ -138,6 +140,7 @@ class ParallelCompile:
 
     def _compile(self, *args):
         try:
+            warm_up(args[0].w.dtype)
             sparse_steps(*args)
         except BaseException as exc:  # noqa: BLE001  (handed to the trainer's thread)
             self.error = exc

@@ -19,6 +19,9 @@ def test_compiling_in_the_background_changes_nothing_and_reports_a_failure():
     job = numba_steps.ParallelCompile(chain, batches, adam, scratch, losses, correct)
     job.thread.join()
     assert job.ready()
+    kernels = pytest.importorskip("nn.fast.numba_kernels")
+    for kernel in (kernels.dense_forward, kernels.softmax, kernels._xent_forward):  # validation's
+        assert any(str(sig[0]) == "array(float64, 2d, C)" for sig in kernel.signatures), kernel
     for got, want in zip(copied(args)[0], before[0]):  # no step was taken: the chain is as it was
         np.testing.assert_array_equal(got, want)
     bad = chain._replace(shapes=chain.shapes[:, 0].copy())  # 1-D shapes: numba cannot type it
