@@ -16,8 +16,8 @@ than it saves), so a step is:
 Every sum has one fixed order whatever the number of threads, so the result
 does not depend on it. Skipped terms are exact zeros: they change no sum.
 
-serial_steps takes the same steps on one thread, calling each task body
-once with no parallel region: it compiles in about half the time (a parfor
+serial_steps takes the same steps on one thread, calling the task bodies
+in turn with no parallel region: it compiles in about half the time (a parfor
 is the slowest thing numba compiles), so a run starts on it and
 nn.fast.numba_steps compiles the parallel steps later, in the background.
 """
@@ -166,13 +166,15 @@ def sparse_step(chain, batches, idx, adam, scratch, at, pieces):
 
 
 @njit(nogil=True, **JIT)
-def serial_steps(chain, batches, first_step, adam, scratch, losses, correct):
-    """Steps of train_steps on the calling thread, each sparse_step's bits with no parallel region.
+def serial_steps(chain, batches, first_step, adam, scratch, pieces, losses, correct):
+    """Steps of train_steps with the first layer's `pieces` tasks run in turn on the calling thread.
 
-    Each task body runs once, as task 0 of 1. The loop over steps and the
-    step are one function: each level of compiled calls costs numba another
-    pass of LLVM over all the code below it, and this one is on a cold
-    start's critical path. The steps' arguments are train_steps'.
+    sparse_step's bits with no parallel region (train_steps passes pieces=1).
+    The loop over steps and the step are one function: each level of
+    compiled calls costs numba another pass of LLVM over all the code below
+    it, and this one is on a cold start's critical path. `pieces` comes in at
+    run time: with the constants 0 and 1 in the task calls, LLVM made the
+    first layer's loop 11% slower. The arguments are train_steps'.
     """
     shapes, relu, w, acts, deltas = chain.shapes, chain.relu, chain.w, scratch.acts, scratch.deltas
     n_in, n_out = shapes[0, 0], shapes[0, 1]
@@ -184,10 +186,12 @@ def serial_steps(chain, batches, first_step, adam, scratch, losses, correct):
         for b in range(rows):
             scratch.labels[b] = batches.y[idx[b]]
         h = _block(acts, 0, rows, n_out)
-        _rows_task(batches, idx, kernel, bias, relu[0], h, scratch, 0, 1)
+        for p in range(pieces):
+            _rows_task(batches, idx, kernel, bias, relu[0], h, scratch, p, pieces)
         logits = _forward(shapes, relu, w, acts, at, rows, h, 1)
         g = _block(deltas, rows * at[2][-2], rows, shapes[-1, 1])
         losses[s], correct[s] = _loss_gradient(logits, scratch.labels, rows, g)
         _backward_from(shapes, relu, w, chain.grads, h, acts, deltas, at, rows, 1)
         step = (adam.alphas[s], adam.one_minus_beta_1, adam.one_minus_beta_2, adam.epsilon)
-        _update_task(chain, scratch, _block(deltas, 0, rows, n_out), step, 0, 1)
+        for p in range(pieces):
+            _update_task(chain, scratch, _block(deltas, 0, rows, n_out), step, p, pieces)
