@@ -14,6 +14,8 @@ the other in a background thread (the steps release the GIL, so training
 goes on meanwhile); the trainer offers more threads once that is done.
 """
 
+import os
+import sys
 import threading
 
 import numpy as np
@@ -116,6 +118,23 @@ def train_steps(chain, batches, first_step, adam, threads, losses, correct, scra
         sparse_steps(chain, batches, first_step, adam, scratch, pieces, losses, correct)
 
 
+#: How much nicer than the process the background compile runs (niceness
+#: 0 is normal, 19 the lowest): other work on the machine comes first, so
+#: under load the run stays on one thread, as the thread choice would
+#: choose there anyway.
+NICER = 10
+
+
+def _lower_priority():
+    """Make the calling thread NICER nicer (on Linux, where niceness is per thread); never fails."""
+    if sys.platform.startswith("linux"):  # elsewhere the id may not name this thread
+        try:
+            me = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + NICER))
+        except OSError:  # a sandbox may refuse it: the compile then runs at normal priority
+            pass
+
+
 class ParallelCompile:
     """sparse_steps compiled (or loaded from numba's cache) in a background thread.
 
@@ -128,6 +147,13 @@ class ParallelCompile:
     compiles it for exactly those argument types and changes nothing.
     `ready()` says whether the trainer may now run more than one thread; a
     failure to compile is raised there, in the trainer's thread.
+
+    On Linux the thread lowers its own scheduling priority (nice, per
+    thread there) once the layer kernels are done: the compile only buys
+    speed later, and at normal priority it took a core from the training
+    steps and from validation's two BLAS threads, which then waited at
+    their barrier. The layer kernels compile at normal priority: validation
+    waits for them.
     """
 
     def __init__(self, chain, batches, adam, scratch, losses, correct):
@@ -141,6 +167,7 @@ class ParallelCompile:
     def _compile(self, *args):
         try:
             warm_up(args[0].w.dtype)
+            _lower_priority()
             sparse_steps(*args)
         except BaseException as exc:  # noqa: BLE001  (handed to the trainer's thread)
             self.error = exc

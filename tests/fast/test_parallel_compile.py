@@ -1,5 +1,9 @@
 """A run starts on the serial steps and moves to the parallel ones once they are compiled."""
 
+import os
+import sys
+import threading
+
 import numpy as np
 import pytest
 
@@ -29,6 +33,24 @@ def test_compiling_in_the_background_changes_nothing_and_reports_a_failure():
     job.thread.join()
     with pytest.raises(Exception, match="(?i)typ"):
         job.ready()  # raised in the caller's thread, not lost in the background
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+def test_the_background_compile_lowers_only_its_own_thread_priority():
+    seen = {}
+
+    def body():
+        me = threading.get_native_id()
+        before = os.getpriority(os.PRIO_PROCESS, me)
+        numba_steps._lower_priority()
+        seen["change"] = os.getpriority(os.PRIO_PROCESS, me) - before
+
+    thread = threading.Thread(target=body)
+    process = os.getpriority(os.PRIO_PROCESS, 0)
+    thread.start()
+    thread.join()
+    assert seen["change"] == min(numba_steps.NICER, 19 - process)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == process  # the caller's own
 
 
 def fitted(monkeypatch, adaptive):
