@@ -110,11 +110,12 @@ def train_steps(chain, batches, first_step, adam, threads, losses, correct, scra
         scratch = scratch_for(chain, batches, pieces)
     if not len(batches.indptr):
         dense_steps(chain, batches, first_step, adam, scratch, losses, correct)
-    elif pieces == 1:
+        return
+    if len(scratch.starts) < pieces:  # the compiled loops do not check bounds
+        raise ValueError(f"scratch for {len(scratch.starts)} tasks, not {pieces}")
+    if pieces == 1:
         serial_steps(chain, batches, first_step, adam, scratch, 1, losses, correct)
     else:
-        if len(scratch.starts) < pieces:  # the compiled loops do not check bounds
-            raise ValueError(f"scratch for {len(scratch.starts)} tasks, not {pieces}")
         sparse_steps(chain, batches, first_step, adam, scratch, pieces, losses, correct)
 
 
