@@ -195,12 +195,14 @@ def adam_update(w, g, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
 
 
 def warm_up(dtype):
-    """Compile the kernels evaluate and predict call on `dtype` inputs, by calling them on tiny ones.
+    """Compile the kernels evaluate and predict call on `dtype` inputs, without running them.
 
     The fused trainer's background compile (nn.fast.numba_steps) calls this so
-    that the first validation does not stop to compile them.
+    that the first validation does not stop to compile them. Only compiled:
+    run, dense_forward would call BLAS from that thread while the trainer
+    changes BLAS's thread count from its own, which OpenBLAS does not survive.
     """
-    x, kernel, bias = np.ones((2, 3), dtype), np.ones((3, 4), dtype), np.zeros(4, dtype)
-    logits = dense_forward(x, kernel, bias, True)
-    softmax(logits)
-    softmax_xent_forward(logits, np.zeros(2, np.int64))
+    matrix, vector = numba.typeof(np.empty((1, 1), dtype)), numba.typeof(np.empty(1, dtype))
+    dense_forward.compile((matrix, matrix, vector, numba.types.boolean))
+    softmax.compile((matrix,))
+    _xent_forward.compile((matrix, numba.typeof(np.empty(1, np.int64))))

@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 
+import numba
 import numpy as np
 from numba import njit
 
@@ -144,8 +145,10 @@ class ParallelCompile:
     function at a time: started earlier, this would hold them up). It first
     compiles the layer kernels that validation calls at the end of the epoch
     (numba_kernels.warm_up: were the parallel steps first, validation would
-    wait for them), then calls sparse_steps on a chunk of no steps, which
-    compiles it for exactly those argument types and changes nothing.
+    wait for them), then compiles sparse_steps for the argument types of a
+    chunk of no steps (exactly those of the real chunks). Nothing is run in
+    the thread: the trainer changes numba's and BLAS's thread counts from
+    its own thread, and OpenBLAS does not survive that during a call.
     `ready()` says whether the trainer may now run more than one thread; a
     failure to compile is raised there, in the trainer's thread.
 
@@ -169,7 +172,7 @@ class ParallelCompile:
         try:
             warm_up(args[0].w.dtype)
             _lower_priority()
-            sparse_steps(*args)
+            sparse_steps.compile(tuple(numba.typeof(a) for a in args))
         except BaseException as exc:  # noqa: BLE001  (handed to the trainer's thread)
             self.error = exc
 
