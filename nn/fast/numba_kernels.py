@@ -197,10 +197,8 @@ def adam_update(w, g, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
 def warm_up(dtype):
     """Compile the kernels evaluate and predict call on `dtype` inputs, without running them.
 
-    The fused trainer's background compile (nn.fast.numba_steps) calls this so
-    that the first validation does not stop to compile them. Only compiled:
-    run, dense_forward would call BLAS from that thread while the trainer
-    changes BLAS's thread count from its own, which OpenBLAS does not survive.
+    nn.fast.numba_steps.compile_parallel calls this, so the fused trainer
+    compiles them at one moment with the parallel steps.
     """
     matrix, vector = numba.typeof(np.empty((1, 1), dtype)), numba.typeof(np.empty(1, dtype))
     dense_forward.compile((matrix, matrix, vector, numba.types.boolean))

@@ -19,7 +19,7 @@ does not depend on it. Skipped terms are exact zeros: they change no sum.
 serial_steps takes the same steps on one thread, calling the task bodies
 in turn with no parallel region: it compiles in about half the time (a parfor
 is the slowest thing numba compiles), so a run starts on it and
-nn.fast.numba_steps compiles the parallel steps later, in the background.
+nn.fast.numba_steps compiles the parallel steps later (compile_parallel).
 """
 
 from numba import njit, prange

@@ -8,15 +8,11 @@ compiles only the one it takes. `threads` sets numba's and BLAS's thread
 counts around a chunk (nn.fast.trainer does).
 
 The compressed-row path has two loops: `serial_steps` (numba_sparse) on
-one thread and `sparse_steps` on several, giving the same bits. The serial one compiles in
-about half the time, so a run starts on it and `compile_parallel` compiles
-the other in a background thread (the steps release the GIL, so training
-goes on meanwhile); the trainer offers more threads once that is done.
+one thread and `sparse_steps` on several, giving the same bits. The serial
+one compiles in about half the time, so a run starts on it and the trainer
+calls `compile_parallel` once the first chunk has been reported, offering
+more threads only then.
 """
-
-import os
-import sys
-import threading
 
 import numba
 import numpy as np
@@ -120,66 +116,21 @@ def train_steps(chain, batches, first_step, adam, threads, losses, correct, scra
         sparse_steps(chain, batches, first_step, adam, scratch, pieces, losses, correct)
 
 
-#: How much nicer than the process the background compile runs (niceness
-#: 0 is normal, 19 the lowest): other work on the machine comes first, so
-#: under load the run stays on one thread, as the thread choice would
-#: choose there anyway.
-NICER = 10
+def compile_parallel(chain, batches, adam, scratch, losses, correct):
+    """Compile sparse_steps (or load it from numba's cache) for the types of these arguments.
 
-
-def _lower_priority():
-    """Make the calling thread NICER nicer (on Linux, where niceness is per thread); never fails."""
-    if sys.platform.startswith("linux"):  # elsewhere the id may not name this thread
-        try:
-            me = threading.get_native_id()
-            os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + NICER))
-        except OSError:  # a sandbox may refuse it: the compile then runs at normal priority
-            pass
-
-
-class ParallelCompile:
-    """sparse_steps compiled (or loaded from numba's cache) in a background thread.
-
-    Started with the arguments of a chunk train_steps has already run on one
-    thread, so that the serial steps are compiled first (numba compiles one
-    function at a time: started earlier, this would hold them up). It first
-    compiles the layer kernels that validation calls at the end of the epoch
-    (numba_kernels.warm_up: were the parallel steps first, validation would
-    wait for them), then compiles sparse_steps for the argument types of a
-    chunk of no steps (exactly those of the real chunks). Nothing is run in
-    the thread: the trainer changes numba's and BLAS's thread counts from
-    its own thread, and OpenBLAS does not survive that during a call.
-    `ready()` says whether the trainer may now run more than one thread; a
-    failure to compile is raised there, in the trainer's thread.
-
-    On Linux the thread lowers its own scheduling priority (nice, per
-    thread there) once the layer kernels are done: the compile only buys
-    speed later, and at normal priority it took a core from the training
-    steps and from validation's two BLAS threads, which then waited at
-    their barrier. The layer kernels compile at normal priority: validation
-    waits for them.
+    The trainer calls this once a run's first chunk has been reported, with
+    the arguments of a chunk it has run on the serial steps, and offers more
+    than one thread only afterwards. It first compiles the layer kernels
+    validation calls (numba_kernels.warm_up), then sparse_steps for the
+    argument types of a chunk of no steps (exactly those of the real
+    chunks). Nothing runs and nothing changes. It is done in the trainer's
+    thread: compiling in a background thread crashed inside LLVM (a
+    segmentation fault and an abort in the test suite, where TensorFlow
+    shares the process), so a cold run pauses here for a few seconds
+    instead, after its first reported step.
     """
-
-    def __init__(self, chain, batches, adam, scratch, losses, correct):
-        args = (chain, batches, 0, adam._replace(alphas=adam.alphas[:0]), scratch,
-                max(2, min(len(scratch.starts), MAX_THREADS)), losses[:0], correct[:0])
-        self.error = None
-        self.thread = threading.Thread(target=self._compile, args=args, daemon=True,
-                                       name="nn-compile-parallel-steps")
-        self.thread.start()
-
-    def _compile(self, *args):
-        try:
-            warm_up(args[0].w.dtype)
-            _lower_priority()
-            sparse_steps.compile(tuple(numba.typeof(a) for a in args))
-        except BaseException as exc:  # noqa: BLE001  (handed to the trainer's thread)
-            self.error = exc
-
-    def ready(self):
-        """True once sparse_steps is compiled; raises what compiling it raised."""
-        if self.thread.is_alive():
-            return False
-        if self.error is not None:
-            raise self.error
-        return True
+    args = (chain, batches, 0, adam._replace(alphas=adam.alphas[:0]), scratch, 2, losses[:0],
+            correct[:0])
+    warm_up(chain.w.dtype)
+    sparse_steps.compile(tuple(numba.typeof(a) for a in args))

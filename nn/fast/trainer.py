@@ -85,9 +85,9 @@ class FusedTrainer:
         # (x cannot change during it): the steps then never scan zeros again.
         self.rows = self.steps.nonzero_rows(_flat(x)) if config.skip_zeros(x) else empty
         # Steps with a serial twin of the parallel ones start on it and compile
-        # the parallel ones in the background: until then, one thread.
-        self.parallel = None
-        if len(self.rows[0]) and len(self.choice.counts) > 1 and hasattr(self.steps, "ParallelCompile"):
+        # the parallel ones once the first chunk is reported: until then, one thread.
+        self.parts = 0
+        if len(self.rows[0]) and len(self.choice.counts) > 1 and hasattr(self.steps, "compile_parallel"):
             self.choice.cap = 1
 
     def _arrays(self):
@@ -184,10 +184,11 @@ class FusedTrainer:
                 self._offer_parallel(chain, batches, adam, scratch, losses, correct)
 
     def _offer_parallel(self, chain, batches, adam, scratch, losses, correct):
-        """Start compiling the parallel steps after the first part; offer every count once done."""
-        if self.parallel is None:
-            self.parallel = self.steps.ParallelCompile(chain, batches, adam, scratch, losses, correct)
-        elif self.parallel.ready():
+        """After the second capped part (the first chunk's batches are reported by then),
+        compile the parallel steps and offer every thread count."""
+        self.parts += 1
+        if self.parts >= 2:
+            self.steps.compile_parallel(chain, batches, adam, scratch, losses, correct)
             self.choice.cap = None
 
     @staticmethod
