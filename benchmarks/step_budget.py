@@ -35,9 +35,9 @@ from numba import njit, prange
 from nn.fast.numba_fused import _backward_from, _forward, _loss_gradient, adam_flat, layout
 from nn.fast.numba_kernels import set_blas_threads
 from nn.fast.numba_sparse import (_input_columns, _rows_times, first_layer_rows,
-                                  first_layer_update, nonzero_rows, sparse_step)
+                                  first_layer_update, sparse_step)
 from nn.fast.numba_steps import scratch_for
-from nn.fast.steps import Batches, Chain
+from nn.fast.steps import Batches, Chain, nonzero_rows
 
 REPEATS = 200
 ROUNDS = 7

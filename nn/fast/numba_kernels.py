@@ -192,3 +192,15 @@ def adam_update(w, g, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
     f = w.dtype.type
     _adam_2d(_as_2d(w), _as_2d(g), _as_2d(m), _as_2d(v), f(alpha), f(one_minus_beta_1),
              f(one_minus_beta_2), f(epsilon))
+
+
+def warm_up(dtype):
+    """Compile the kernels evaluate and predict call on `dtype` inputs, without running them.
+
+    nn.fast.numba_steps.compile_parallel calls this, so the fused trainer
+    compiles them at one moment with the parallel steps.
+    """
+    matrix, vector = numba.typeof(np.empty((1, 1), dtype)), numba.typeof(np.empty(1, dtype))
+    dense_forward.compile((matrix, matrix, vector, numba.types.boolean))
+    softmax.compile((matrix,))
+    _xent_forward.compile((matrix, numba.typeof(np.empty(1, np.int64))))

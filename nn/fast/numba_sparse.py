@@ -1,7 +1,9 @@
 """Fast engine: the compressed-row path of train_steps, the first layer on every core.
 
 The first layer is nearly all the work (784 x 128 of the 104,938 weights)
-and MNIST's inputs are 81% exact zeros, so a step is:
+and MNIST's inputs are 81% exact zeros (x's compressed rows come from
+nn.fast.steps.nonzero_rows, in NumPy: compiling a loop for it took longer
+than it saves), so a step is:
 
 - first_layer_rows (parallel): x[idx] @ W1 from x's compressed rows, visiting
   only nonzero inputs; the batch rows are cut into ranges, one per thread.
@@ -13,39 +15,17 @@ and MNIST's inputs are 81% exact zeros, so a step is:
 
 Every sum has one fixed order whatever the number of threads, so the result
 does not depend on it. Skipped terms are exact zeros: they change no sum.
+
+serial_steps takes the same steps on one thread, calling the task bodies
+in turn with no parallel region: it compiles in about half the time (a parfor
+is the slowest thing numba compiles), so a run starts on it and
+nn.fast.numba_steps compiles the parallel steps later (compile_parallel).
 """
 
-import numpy as np
 from numba import njit, prange
 
 from nn.fast.config import JIT, JIT_MATMUL
-from nn.fast.numba_fused import _backward_from, _block, _forward, _loss_gradient, adam_flat
-
-
-@njit(**JIT)
-def nonzero_rows(x):
-    """x (N, I) as compressed rows -> (indptr (N+1,) int64, indices int32, values).
-
-    Row r's nonzero inputs sit at columns indices[indptr[r]:indptr[r+1]],
-    ascending, with values values[indptr[r]:indptr[r+1]]. Built once per fit,
-    so the steps never scan the zeros again.
-    """
-    n, width = x.shape
-    indptr = np.empty(n + 1, np.int64)
-    count = 0
-    for r in range(n):
-        indptr[r] = count
-        for k in range(width):
-            count += x[r, k] != 0
-    indptr[n] = count
-    indices, values = np.empty(count, np.int32), np.empty(count, x.dtype)
-    for r in range(n):
-        c = indptr[r]
-        for k in range(width):
-            if x[r, k] != 0:
-                indices[c], values[c] = k, x[r, k]
-                c += 1
-    return indptr, indices, values
+from nn.fast.numba_fused import _backward_from, _block, _forward, _loss_gradient, adam_flat, layout
 
 
 @njit(**JIT_MATMUL)
@@ -168,19 +148,50 @@ def sparse_step(chain, batches, idx, adam, scratch, at, pieces):
     """One Adam step of the chain on the batch x[idx] from x's compressed rows: (loss, correct).
 
     adam = (alpha, 1 - b1, 1 - b2, eps) of this step; at = layout(chain.shapes);
-    the first layer's work is cut into `pieces` tasks.
+    the first layer's work is cut into `pieces` tasks, run in parallel.
     """
-    shapes, w, grads = chain.shapes, chain.w, chain.grads
-    acts, deltas = scratch.acts, scratch.deltas
+    shapes, relu, w, acts, deltas = chain.shapes, chain.relu, chain.w, scratch.acts, scratch.deltas
     rows, n_in, n_out = idx.shape[0], shapes[0, 0], shapes[0, 1]
     for b in range(rows):
         scratch.labels[b] = batches.y[idx[b]]
     h = _block(acts, 0, rows, n_out)
-    first_layer_rows(batches, idx, _block(w, 0, n_in, n_out),
-                     w[n_in * n_out:n_in * n_out + n_out], chain.relu[0], h, scratch, pieces)
-    logits = _forward(shapes, chain.relu, w, acts, at, rows, h, 1)
+    first_layer_rows(batches, idx, _block(w, 0, n_in, n_out), w[n_in * n_out:n_in * n_out + n_out],
+                     relu[0], h, scratch, pieces)
+    logits = _forward(shapes, relu, w, acts, at, rows, h, 1)
     g = _block(deltas, rows * at[2][-2], rows, shapes[-1, 1])
     loss, correct = _loss_gradient(logits, scratch.labels, rows, g)
-    _backward_from(shapes, chain.relu, w, grads, h, acts, deltas, at, rows, 1)
+    _backward_from(shapes, relu, w, chain.grads, h, acts, deltas, at, rows, 1)
     first_layer_update(chain, scratch, _block(deltas, 0, rows, n_out), adam, pieces)
     return loss, correct
+
+
+@njit(nogil=True, **JIT)
+def serial_steps(chain, batches, first_step, adam, scratch, pieces, losses, correct):
+    """Steps of train_steps with the first layer's `pieces` tasks run in turn on the calling thread.
+
+    sparse_step's bits with no parallel region (train_steps passes pieces=1).
+    The loop over steps and the step are one function: each level of
+    compiled calls costs numba another pass of LLVM over all the code below
+    it, and this one is on a cold start's critical path. `pieces` comes in at
+    run time: with the constants 0 and 1 in the task calls, LLVM made the
+    first layer's loop 11% slower. The arguments are train_steps'.
+    """
+    shapes, relu, w, acts, deltas = chain.shapes, chain.relu, chain.w, scratch.acts, scratch.deltas
+    n_in, n_out = shapes[0, 0], shapes[0, 1]
+    kernel, bias, at = _block(w, 0, n_in, n_out), w[n_in * n_out:n_in * n_out + n_out], layout(shapes)
+    for s in range(adam.alphas.shape[0]):
+        start = (first_step + s) * batches.batch_size
+        idx = batches.order[start:min(start + batches.batch_size, batches.x.shape[0])]
+        rows = idx.shape[0]
+        for b in range(rows):
+            scratch.labels[b] = batches.y[idx[b]]
+        h = _block(acts, 0, rows, n_out)
+        for p in range(pieces):
+            _rows_task(batches, idx, kernel, bias, relu[0], h, scratch, p, pieces)
+        logits = _forward(shapes, relu, w, acts, at, rows, h, 1)
+        g = _block(deltas, rows * at[2][-2], rows, shapes[-1, 1])
+        losses[s], correct[s] = _loss_gradient(logits, scratch.labels, rows, g)
+        _backward_from(shapes, relu, w, chain.grads, h, acts, deltas, at, rows, 1)
+        step = (adam.alphas[s], adam.one_minus_beta_1, adam.one_minus_beta_2, adam.epsilon)
+        for p in range(pieces):
+            _update_task(chain, scratch, _block(deltas, 0, rows, n_out), step, p, pieces)

@@ -6,17 +6,25 @@ nonzero inputs on every core; otherwise every product goes to BLAS
 (numba_fused.dense_step). Each path is its own compiled loop, so a run
 compiles only the one it takes. `threads` sets numba's and BLAS's thread
 counts around a chunk (nn.fast.trainer does).
+
+The compressed-row path has two loops: `serial_steps` (numba_sparse) on
+one thread and `sparse_steps` on several, giving the same bits. The serial
+one compiles in about half the time, so a run starts on it and the trainer
+calls `compile_parallel` once the first chunk has been reported, offering
+more threads only then.
 """
 
+import numba
 import numpy as np
 from numba import njit
 
 from nn.fast.config import CACHE, JIT
 from nn.fast.numba_fused import Scratch, dense_step, layout
-from nn.fast.numba_kernels import MAX_THREADS
+from nn.fast.numba_kernels import MAX_THREADS, warm_up
 from nn.fast.numba_kernels import threads as thread_counts  # noqa: F401  (the trainer's knob)
-from nn.fast.numba_sparse import nonzero_rows, sparse_step  # noqa: F401  (a step kernel)
+from nn.fast.numba_sparse import serial_steps, sparse_step
 from nn.fast.steps import AdamSteps, Batches, Chain  # noqa: F401  (the arguments, shared)
+from nn.fast.steps import nonzero_rows  # noqa: F401  (NumPy: a compiled loop took longer than it saves)
 
 NAME = "numba"
 
@@ -46,9 +54,9 @@ def _batch(batches, first_step, s):
     return batches.order[start:min(start + batches.batch_size, batches.x.shape[0])]
 
 
-@njit(**JIT)
+@njit(nogil=True, **JIT)
 def sparse_steps(chain, batches, first_step, adam, scratch, pieces, losses, correct):
-    """The compressed-row path of train_steps: the first layer in `pieces` tasks."""
+    """The compressed-row path of train_steps: the first layer in `pieces` parallel tasks."""
     at = layout(chain.shapes)
     for s in range(adam.alphas.shape[0]):
         step = (adam.alphas[s], adam.one_minus_beta_1, adam.one_minus_beta_2, adam.epsilon)
@@ -56,7 +64,7 @@ def sparse_steps(chain, batches, first_step, adam, scratch, pieces, losses, corr
                                             scratch, at, pieces)
 
 
-@njit(**JIT)
+@njit(nogil=True, **JIT)
 def dense_steps(chain, batches, first_step, adam, scratch, losses, correct):
     """The BLAS path of train_steps."""
     at = layout(chain.shapes)
@@ -67,9 +75,9 @@ def dense_steps(chain, batches, first_step, adam, scratch, losses, correct):
 
 
 def cached(dtype, sparse=True):
-    """Whether numba's on-disk cache holds this path's steps for `dtype` on this CPU.
+    """Whether numba's on-disk cache holds the steps a run starts on, for `dtype` on this CPU.
 
-    False means the first chunk compiles them first (several seconds), which
+    False means the first chunk compiles them first (a few seconds), which
     `nn train` says in one line. Reads numba's cache index (an internal
     format): any surprise there answers False, which only prints the line.
     """
@@ -78,7 +86,7 @@ def cached(dtype, sparse=True):
     if not CACHE:
         return False
     try:
-        index = (sparse_steps if sparse else dense_steps)._cache._cache_file._load_index()
+        index = (serial_steps if sparse else dense_steps)._cache._cache_file._load_index()
         cpu = llvmlite.binding.get_host_cpu_name()
         return any(np.dtype(dtype).name in str(key[0]) and cpu in str(key[1]) for key in index)
     except Exception:  # noqa: BLE001  (no cache, another numba: say it compiles)
@@ -97,9 +105,32 @@ def train_steps(chain, batches, first_step, adam, threads, losses, correct, scra
     pieces = max(1, min(threads, MAX_THREADS))
     if scratch is None:
         scratch = scratch_for(chain, batches, pieces)
-    if len(batches.indptr):
-        if len(scratch.starts) < pieces:  # the compiled loops do not check bounds
-            raise ValueError(f"scratch for {len(scratch.starts)} tasks, not {pieces}")
-        sparse_steps(chain, batches, first_step, adam, scratch, pieces, losses, correct)
-    else:
+    if not len(batches.indptr):
         dense_steps(chain, batches, first_step, adam, scratch, losses, correct)
+        return
+    if len(scratch.starts) < pieces:  # the compiled loops do not check bounds
+        raise ValueError(f"scratch for {len(scratch.starts)} tasks, not {pieces}")
+    if pieces == 1:
+        serial_steps(chain, batches, first_step, adam, scratch, 1, losses, correct)
+    else:
+        sparse_steps(chain, batches, first_step, adam, scratch, pieces, losses, correct)
+
+
+def compile_parallel(chain, batches, adam, scratch, losses, correct):
+    """Compile sparse_steps (or load it from numba's cache) for the types of these arguments.
+
+    The trainer calls this once a run's first chunk has been reported, with
+    the arguments of a chunk it has run on the serial steps, and offers more
+    than one thread only afterwards. It first compiles the layer kernels
+    validation calls (numba_kernels.warm_up), then sparse_steps for the
+    argument types of a chunk of no steps (exactly those of the real
+    chunks). Nothing runs and nothing changes. It is done in the trainer's
+    thread: compiling in a background thread crashed inside LLVM (a
+    segmentation fault and an abort in the test suite, where TensorFlow
+    shares the process), so a cold run pauses here for a few seconds
+    instead, after its first reported step.
+    """
+    args = (chain, batches, 0, adam._replace(alphas=adam.alphas[:0]), scratch, 2, losses[:0],
+            correct[:0])
+    warm_up(chain.w.dtype)
+    sparse_steps.compile(tuple(numba.typeof(a) for a in args))

@@ -106,13 +106,6 @@ def _adam(rng, dtype, size):
     return w, g, m, v, f(1e-3), f(0.1), f(0.001), f(1e-7)
 
 
-def _sparse_input(rng, dtype, size):
-    b, i, _ = SIZES[size]
-    x = _normal(rng, dtype, 48 * b if size == "seed" else b, i)
-    x[rng.random(x.shape) < 0.81] = 0  # MNIST's share of exact zeros
-    return (x,)
-
-
 def _train_steps(rng, dtype, size):
     """Arguments of train_steps: 6 steps of a small chain, or a chunk of 128 of the seed network."""
     from nn.fast.steps import AdamSteps, Batches, Chain, nonzero_rows
@@ -157,8 +150,6 @@ KERNELS = [
         ("adam_update", _adam, True, _ONE),
     ]
 ] + [
-    Kernel("nonzero_rows", "nn.fast.numba_steps:nonzero_rows", "nn.fast.steps:nonzero_rows",
-           _sparse_input, True, _ONE),
     # A whole chunk of steps: the error compounds over the steps, so the test
     # allows K = steps * (largest sum) roundings; see tests/fast/test_registry.py.
     Kernel("train_steps", "nn.fast.numba_steps:train_steps", "nn.fast.steps:train_steps",

@@ -14,7 +14,8 @@ can cost fifty, so moving to fewer threads takes one faster measure and
 moving to more takes two probes in a row that win clearly. A probe that
 loses waits twice as long before the next (up to MAX_WAIT parts). A run
 starts on one thread, the safe count, and the first part (which compiles)
-is never timed.
+is never timed. While `cap` is set, no count above it is offered: the
+trainer caps at one thread until the parallel steps are compiled.
 """
 
 #: Steps a probe of another count takes: long enough to time (about 0.4 ms at
@@ -41,10 +42,11 @@ class ThreadChoice:
         self.best = self.counts[0]  # the safe start: more threads must prove themselves
         self.wait, self.gap, self.turn, self.wins = 0, 1, 0, 0
         self.warm = False  # the first call compiles and warms caches: never timed
+        self.cap = None  # the most threads offered now (None: every count)
 
     def part(self, steps):
         """(threads, count): how many of the remaining `steps` steps to run next, on how many threads."""
-        if len(self.counts) == 1:
+        if len(self.counts) == 1 or (self.cap is not None and self.cap <= self.counts[0]):
             return self.best, steps
         if not self.warm:  # compiles: untimed, short and on the safe count
             return self.best, min(PART_STEPS, steps)
@@ -53,8 +55,9 @@ class ThreadChoice:
         if self.wait > 0:
             self.wait -= 1
             return self.best, min(PART_STEPS, steps)
-        untried = [c for c in self.counts if c not in self.per_step and c != self.best]
-        others = untried or [c for c in self.counts if c != self.best]
+        offered = [c for c in self.counts if self.cap is None or c <= self.cap]
+        untried = [c for c in offered if c not in self.per_step and c != self.best]
+        others = untried or [c for c in offered if c != self.best]
         self.turn += 1
         return others[self.turn % len(others)], min(PROBE_STEPS, steps)
 

@@ -84,6 +84,11 @@ class FusedTrainer:
         # Compressed rows of the training inputs, built once for the whole fit
         # (x cannot change during it): the steps then never scan zeros again.
         self.rows = self.steps.nonzero_rows(_flat(x)) if config.skip_zeros(x) else empty
+        # Steps with a serial twin of the parallel ones start on it and compile
+        # the parallel ones once the first chunk is reported: until then, one thread.
+        self.parts = 0
+        if len(self.rows[0]) and len(self.choice.counts) > 1 and hasattr(self.steps, "compile_parallel"):
+            self.choice.cap = 1
 
     def _arrays(self):
         """Parameters, first moments and second moments, each a list in Keras's order."""
@@ -175,6 +180,16 @@ class FusedTrainer:
                                        losses[part], correct[part], scratch)
             self.choice.record(threads, count, time.perf_counter() - start)
             done += count
+            if self.choice.cap is not None:
+                self._offer_parallel(chain, batches, adam, scratch, losses, correct)
+
+    def _offer_parallel(self, chain, batches, adam, scratch, losses, correct):
+        """After the second capped part (the first chunk's batches are reported by then),
+        compile the parallel steps and offer every thread count."""
+        self.parts += 1
+        if self.parts >= 2:
+            self.steps.compile_parallel(chain, batches, adam, scratch, losses, correct)
+            self.choice.cap = None
 
     @staticmethod
     def _good_steps(train, first, alphas, losses, correct, flats, grads):

@@ -45,3 +45,13 @@ def test_the_first_call_is_never_timed_and_a_fixed_count_never_probes():
     assert choice.per_step == {}
     assert run(ThreadChoice(3, adaptive=False), 500, {3: 1.0}) == {3: 500}
     assert ThreadChoice(4).counts == [1, 2, 4]
+
+
+def test_a_cap_offers_no_more_threads_until_it_is_lifted():
+    choice = ThreadChoice(2)
+    choice.cap = 1  # the parallel steps are not compiled yet
+    assert choice.part(128) == (1, 128)  # one thread, the whole chunk in one part
+    assert run(choice, 1500, QUIET) == {1: 1500}
+    choice.cap = None
+    run(choice, 1500, QUIET)
+    assert choice.best == 2  # measured on one thread already: probes at once
