@@ -102,6 +102,8 @@ def _rows_times(cols, vals, n, matrix, o):
         block = o[j0:j0 + BLOCK]  # a view, so the index stays j >= 0 (o[j0 + j] would scatter)
         for j in range(BLOCK):
             block[j] = acc[j]
+    if whole == width:
+        return  # no tail: skip its n empty passes
     tail = o[whole:]
     for j in range(tail.shape[0]):  # a loop: slice assignment compiles a shape-error formatter
         tail[j] = 0
