@@ -84,8 +84,9 @@ def run(args):
         if model.backend_name == "numba" and args.engine != "layers":
             from nn.fast.numba_steps import cached
             if not cached(model.dtype):
-                print("Compiling the fused steps for this CPU (once; later runs load them from "
-                      "numba's cache) ...", flush=True)
+                print("Compiling the fused steps for this CPU: the one-thread steps now, the "
+                      "multi-threaded ones after the first batches (once; later runs load them "
+                      "from numba's cache) ...", flush=True)
         backup = None if args.backup_dir is None else BackupAndRestore(args.backup_dir,
                                                                       delete_checkpoint=False)
         callbacks = []
