@@ -82,6 +82,26 @@ def expected_size(shape):
     return 4 + 4 * len(shape) + int(np.prod(shape, dtype=np.int64))
 
 
+def _read(reader, source, limit, name):
+    """reader(binary file, limit, name) on `source`, a path (opened here) or a binary file object.
+
+    A file that cannot be opened or holds corrupt gzip data is a DataError
+    naming it.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        name = name or os.fspath(source)
+        try:
+            with open(source, "rb") as f:
+                return _read(reader, f, limit, name)
+        except OSError as e:
+            raise DataError(f"{name}: cannot read ({e.strerror or e})") from e
+    name = name or "IDX data"
+    try:
+        return reader(source, limit)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise DataError(f"{name}: corrupt gzip data ({str(e) or type(e).__name__})") from e
+
+
 def read_bytes(source, limit=None, name=None):
     """Return the uncompressed bytes of an IDX file (a path or a binary file object).
 
@@ -90,24 +110,17 @@ def read_bytes(source, limit=None, name=None):
     cannot exhaust memory and an oversized one is still seen as too long by
     `decode`.
     """
-    if isinstance(source, (str, os.PathLike)):
-        name = name or os.fspath(source)
-        try:
-            with open(source, "rb") as f:
-                return read_bytes(f, limit, name)
-        except OSError as e:
-            raise DataError(f"{name}: cannot read ({e.strerror or e})") from e
-    name = name or "IDX data"
+    return _read(_bytes, source, limit, name)
+
+
+def _bytes(source, limit):
     size = -1 if limit is None else limit + 1
-    try:
-        head = source.read(2)
-        if head != GZIP_MAGIC:
-            return head + source.read(-1 if size < 0 else max(size - len(head), 0))
-        # The compressed bytes are at most a few MB; the limit guards the output.
-        with gzip.GzipFile(fileobj=io.BytesIO(head + source.read())) as gz:
-            return gz.read(size)
-    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
-        raise DataError(f"{name}: corrupt gzip data ({str(e) or type(e).__name__})") from e
+    head = source.read(2)
+    if head != GZIP_MAGIC:
+        return head + source.read(-1 if size < 0 else max(size - len(head), 0))
+    # The compressed bytes are at most a few MB; the limit guards the output.
+    with gzip.GzipFile(fileobj=io.BytesIO(head + source.read())) as gz:
+        return gz.read(size)
 
 
 def read_array(source, limit, name=None):
@@ -117,25 +130,18 @@ def read_array(source, limit, name=None):
     array, so that decode(..., copy=False) can keep them: loading a data set
     then holds one copy of its pixels, not the bytes and a copy of them.
     """
-    if isinstance(source, (str, os.PathLike)):
-        name = name or os.fspath(source)
-        try:
-            with open(source, "rb") as f:
-                return read_array(f, limit, name)
-        except OSError as e:
-            raise DataError(f"{name}: cannot read ({e.strerror or e})") from e
-    name = name or "IDX data"
+    return _read(_array, source, limit, name)
+
+
+def _array(source, limit):
     out = np.empty(limit + 1, np.uint8)  # one more byte than allowed: an oversized file shows
     view = memoryview(out)
-    try:
-        head = source.read(2)
-        if head == GZIP_MAGIC:
-            with gzip.GzipFile(fileobj=io.BytesIO(head + source.read())) as gz:
-                return out[:_fill(gz, view)]
-        view[:len(head)] = head
-        return out[:len(head) + _fill(source, view[len(head):])]
-    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
-        raise DataError(f"{name}: corrupt gzip data ({str(e) or type(e).__name__})") from e
+    head = source.read(2)
+    if head == GZIP_MAGIC:
+        with gzip.GzipFile(fileobj=io.BytesIO(head + source.read())) as gz:
+            return out[:_fill(gz, view)]
+    view[:len(head)] = head
+    return out[:len(head) + _fill(source, view[len(head):])]
 
 
 def _fill(stream, view):
