@@ -3,14 +3,20 @@
 from nn.fast.threads import ThreadChoice
 
 
-def run(choice, steps, seconds_per_step, chunk=128):
-    """Run `steps` steps in chunks through choice with fake timings; steps per thread count."""
-    taken = {}
+def run(choice, steps, seconds_per_step, chunk=128, wake=0.0):
+    """Run `steps` steps in chunks through choice with fake timings; steps per thread count.
+
+    wake: seconds added to a part on more than one thread that follows a part
+    on another count (its idle threads were asleep).
+    """
+    taken, last = {}, None
     for first in range(0, steps, chunk):
         left = min(chunk, steps - first)
         while left > 0:
             threads, count = choice.part(left)
-            choice.record(threads, count, count * seconds_per_step[threads])
+            woken = wake if threads > 1 and threads != last else 0.0
+            choice.record(threads, count, count * seconds_per_step[threads] + woken)
+            last = threads
             taken[threads] = taken.get(threads, 0) + count
             left -= count
     return taken
@@ -30,6 +36,25 @@ def test_a_quiet_machine_keeps_every_core_and_a_busy_one_moves_to_one_thread():
     assert choice.best == 1 and taken[2] <= 32 + 40  # one part, then only short probes
     run(choice, 3000, QUIET)  # the load goes: every core again, after two clear wins
     assert choice.best == 2
+
+
+def test_waking_idle_threads_is_not_held_against_them():
+    # Two threads 0.7x a step, but waking them costs two steps: a probe of
+    # 4 timed steps including the wake measured 1.2x and always lost.
+    choice = ThreadChoice(2)
+    run(choice, 1500, {1: 2e-4, 2: 1.4e-4}, wake=4e-4)
+    assert choice.best == 2
+
+
+def test_under_load_a_probe_costs_one_step():
+    choice = ThreadChoice(2)
+    run(choice, 300, QUIET)
+    assert choice.best == 2
+    run(choice, 100, BUSY)  # the load arrives: back to one thread within a part
+    assert choice.best == 1
+    taken = run(choice, 6000, BUSY)  # four epochs: each probe ends after its warming step
+    assert taken[2] <= 8  # probes after 1, 2, 4 ... 64 parts: one step each (six here)
+    assert choice.best == 1
 
 
 def test_noise_never_moves_to_more_threads_on_one_lucky_probe():
