@@ -21,9 +21,10 @@ import numpy as np
 from nn import _checks
 from nn.errors import InputError
 
-#: Rows divided per block when a whole ScaledImages is visited (digest, zero count): 4096
-#: MNIST images are 12.8 MB of float32.
-BLOCK_ROWS = 4096
+#: Rows per block when all of x is visited (nonzero_rows, the backup digest): 1,024
+#: MNIST images are 3.2 MB of float32, which stays in cache; 4,096 took twice as long
+#: for nonzero_rows here (0.23 against 0.11 s for 48,000 images, best of 5).
+BLOCK_ROWS = 1024
 
 
 def divide(images, scale, dtype):
