@@ -124,7 +124,7 @@ def test_a_model_of_the_other_dtype_refuses_it_and_changes_nothing(images, rng):
         model.predict(ScaledImages(images.reshape(50, -1), dtype="float64"))
 
 
-def test_inspect_and_gradients_see_the_same_floats(images, rng):
+def test_inspect_gradients_and_train_on_batch_see_the_same_floats(images, rng):
     model = seed_model(seed=0, backend="numpy")
     labels = rng.integers(0, 10, 8)
     s = ScaledImages(images[:8])
@@ -137,6 +137,9 @@ def test_inspect_and_gradients_see_the_same_floats(images, rng):
     loss, grads = model.gradients(s, labels)
     want_loss, want = model.gradients(np.asarray(s), labels)
     assert loss == want_loss and all(np.array_equal(g, w) for g, w in zip(grads, want))
+    other = seed_model(seed=0, backend="numpy")
+    assert model.train_on_batch(s, labels) == other.train_on_batch(np.asarray(s), labels)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), other.get_weights()))
 
 
 def test_the_backup_fingerprint_is_that_of_the_float_array(images, rng, monkeypatch):
