@@ -23,6 +23,7 @@ from nn.layers import Dense, Layer, Softmax
 from nn.losses import SparseCategoricalCrossentropy
 from nn.nonfinite import BadStep, Snapshot, diagnose, finite
 from nn.optimizers import Adam
+from nn.scaled import ScaledImages
 
 #: fit's engines: the teaching path, layer by layer, and the fast engine (nn.fast).
 ENGINES = ("layers", "fused")
@@ -70,7 +71,13 @@ def _unshared(batch, x, last):
     model would keep the caller's whole x alive after fit, evaluate or
     predict returns (188 MiB for MNIST in float32).
     """
-    return batch.copy() if last and np.may_share_memory(batch, x) else batch
+    shared = isinstance(x, np.ndarray) and np.may_share_memory(batch, x)  # a ScaledImages' rows are new
+    return batch.copy() if last and shared else batch
+
+
+def _examples(x, key):
+    """x[key] along the examples: a view of an array, a smaller ScaledImages of a ScaledImages."""
+    return x.select(key) if isinstance(x, ScaledImages) else x[key]
 
 
 class Sequential:
@@ -287,15 +294,25 @@ class Sequential:
         loss, correct = self._step(x, y)
         return [loss, correct / len(y)] if self.metrics else loss
 
-    def _clean(self, x, y=None, build=False, labels=True):
-        """Checked copies of x (model dtype) and, if `labels`, y (int64 labels)."""
+    def _clean(self, x, y=None, build=False, labels=True, lazy=False):
+        """Checked copies of x (model dtype) and, if `labels`, y (int64 labels).
+
+        An nn.ScaledImages x is checked and kept as it is when `lazy` (fit,
+        which reads it a batch at a time), else made into its float array.
+        """
         if labels and y is None:
             raise InputError("y is required: the labels, a vector of class indices shaped (N,)")
+        if isinstance(x, ScaledImages):
+            x = x.checked("x", self.dtype)
+            x = x if lazy else np.asarray(x)
         if build and not self.built:
-            arr = _checks.as_features(x, "x", self.dtype)
+            arr = x if isinstance(x, ScaledImages) else _checks.as_features(x, "x", self.dtype)
             self.build(arr.shape[1:])
         self._require()
-        x = _checks.as_features(x, "x", self.dtype, self.input_shape)
+        if isinstance(x, ScaledImages):
+            x = x.checked("x", self.dtype, self.input_shape)
+        else:
+            x = _checks.as_features(x, "x", self.dtype, self.input_shape)
         if not labels:
             return x
         return x, _checks.as_labels(y, "y", self.num_classes, n=len(x))
@@ -310,7 +327,9 @@ class Sequential:
         with a fresh permutation; the last partial batch is kept; the epoch's
         loss and accuracy are running means, weighted by batch size, of the
         values measured before each update; validation runs after each epoch.
-        x: (N, *input_shape) real numbers; y: (N,) int labels.
+        x: (N, *input_shape) real numbers, or an nn.ScaledImages of uint8
+        images, read a batch at a time (the same results as its float array,
+        without that array's memory); y: (N,) int labels.
 
         engine: "layers" trains batch by batch through each layer's forward
         and backward and Adam.apply (the teaching path; a breakpoint in
@@ -337,7 +356,7 @@ class Sequential:
                     isinstance(c, Callback) for c in callbacks or []):
                 raise InputError(f"callbacks must be a list of nn.callbacks.Callback instances; "
                                  f"got {callbacks!r}")
-            x, y = self._clean(x, y, build=True)
+            x, y = self._clean(x, y, build=True, lazy=True)
             (x, y), val = self._split(x, y, validation_split, validation_data)
             steps = math.ceil(len(x) / batch_size)
             history = self.history = History()  # as Keras: callbacks reach it through the model
@@ -487,7 +506,7 @@ class Sequential:
                 raise InputError("give validation_split or validation_data, not both")
             if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
                 raise InputError("validation_data must be a tuple (x_val, y_val)")
-            return (x, y), self._clean(*validation_data)
+            return (x, y), self._clean(*validation_data, lazy=True)
         if not validation_split:
             return (x, y), None
         split_at = int(math.floor(len(x) * (1.0 - validation_split)))  # as Keras
@@ -496,7 +515,8 @@ class Sequential:
                 f"validation_split={validation_split} of {len(x)} examples leaves "
                 f"{split_at} for training and {len(x) - split_at} for validation; both need some"
             )
-        return (x[:split_at], y[:split_at]), (x[split_at:], y[split_at:])
+        return ((_examples(x, slice(None, split_at)), y[:split_at]),
+                (_examples(x, slice(split_at, None)), y[split_at:]))
 
     def _fit_epoch(self, x, y, order, batch_size, hooks, start=0, sums=(0.0, 0, 0)):
         """One epoch through the teaching path from step `start`; returns the epoch's logs.
@@ -579,7 +599,12 @@ class Sequential:
         return out
 
     def _features(self, x):
-        """x as an array whose kind, batch axis and example shape are checked, not yet converted."""
+        """x as an array whose kind, batch axis and example shape are checked, not yet converted.
+
+        An nn.ScaledImages stays one: each batch is divided as it is read.
+        """
+        if isinstance(x, ScaledImages):
+            return x.checked("x", self.dtype, self.input_shape)
         arr = _checks._as_array(x, "x")
         if arr.ndim < 2 or len(arr) == 0:
             _checks.as_features(arr, "x", self.dtype, self.input_shape)  # raises, with its message

@@ -6,6 +6,7 @@ from nn._checks import float_dtype
 from nn.errors import InputError
 from nn.layers import Dense, Flatten
 from nn.model import Sequential
+from nn.scaled import divide
 
 #: fit() settings of the Keras notebook this project reproduces (98.04% test accuracy).
 SEED_FIT = {"epochs": 25, "batch_size": 32, "validation_split": 0.2}
@@ -36,9 +37,11 @@ def scale_images(images, dtype="float32"):
     the two agree because double rounding cannot change a quotient when the
     wider format has at least 2 * 24 + 2 bits (float64 has 53; Figueroa, "When
     is double rounding innocuous?", 1995). The tests check all 256 values.
+    nn.ScaledImages(images, dtype=dtype) gives the same floats a selection
+    at a time, without this whole array.
     """
     dtype = float_dtype(dtype, "dtype")  # an integer result would hold only 0 and 1
     images = np.asarray(images)
     if images.dtype != np.uint8:
         raise InputError(f"images must be uint8 (0-255) as MNIST ships them; got {images.dtype}")
-    return np.divide(images, dtype.type(255), dtype=dtype)
+    return divide(images, 255, dtype)

@@ -44,12 +44,13 @@ def write_pictures(out, model, history, x_test, y_test, class_names=None, probs=
     """Draw every picture of the module docstring into folder `out`; returns the paths written.
 
     model: the trained, compiled model; history: a History or its dict;
-    x_test, y_test: the scaled test images and labels; class_names: one
+    x_test, y_test: the scaled test images (an array or an nn.ScaledImages)
+    and labels; class_names: one
     name per class for the confusion matrix and the misclassified grid
     (None: the class indices); probs: model.predict(x_test) if already computed.
     """
     h = history.history if hasattr(history, "history") else history
-    x_test, y_test = model._clean(x_test, y_test)
+    x_test, y_test = model._clean(x_test, y_test, lazy=True)  # a ScaledImages stays uint8
     written = []
 
     def path(name):

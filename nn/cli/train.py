@@ -63,23 +63,25 @@ def run(args):
     """Train the seed recipe; write model, history, metrics, curves and the pictures to --out."""
     from nn.backup import BackupAndRestore
     from nn.metrics import evaluate_classes
-    from nn.recipe import scale_images, seed_model
+    from nn.recipe import seed_model
     from nn.runfolder import RunFolder
     from nn.saving import save_model
+    from nn.scaled import ScaledImages
 
     check_backend(args.backend)
     if args.backup_dir is not None:
         check_backup_dir(args.backup_dir)
     command = ["python", "-m", "nn"] + sys.argv[1:]
     with RunFolder(args.out, command) as folder:  # refuses a bad or busy --out before any work
-        # Only the images fit trains on are scaled now; the test images stay uint8
-        # (a quarter of the memory) until training is over and x_train is gone.
+        # The images stay uint8 (a quarter of float32's memory): ScaledImages gives
+        # fit, evaluate and predict the very floats of scale_images a batch at a
+        # time, and the fused engine builds its compressed rows from them directly.
         (train_images, y_train), (test_images, y_test) = load_images(args.dataset, args.data_dir)
         class_names = LOADERS[args.dataset].CLASS_NAMES
         if args.examples is not None:
             train_images, y_train = train_images[:args.examples], y_train[:args.examples]
-        x_train = scale_images(train_images, args.dtype)
-        examples, train_images = len(x_train), None
+        x_train, train_images = ScaledImages(train_images, dtype=args.dtype), None
+        examples = len(x_train)
         model = seed_model(seed=args.seed, dtype=args.dtype, backend=args.backend)
         if model.backend_name == "numba" and args.engine != "layers":
             from nn.fast.numba_steps import cached
@@ -99,11 +101,9 @@ def run(args):
                             validation_split=args.validation_split, verbose=1, engine=args.engine,
                             callbacks=callbacks + ([backup] if backup else []))
         train_seconds = time.perf_counter() - start
-        # Free the training images (the probe of --diagnostics is a view of them)
-        # before the test images are scaled and the pictures drawn: the peak stays
-        # that of training.
+        # Free the training images before the pictures are drawn.
         del x_train, callbacks
-        x_test, test_images = scale_images(test_images, args.dtype), None
+        x_test, test_images = ScaledImages(test_images, dtype=args.dtype), None
         if backup is not None and backup.restored is not None:
             epoch, step = backup.restored
             print(f"Resumed from the backup in {args.backup_dir} at epoch {epoch + 1}, step {step}")

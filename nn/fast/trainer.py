@@ -25,6 +25,7 @@ from nn.fast.threads import ThreadChoice
 from nn.layers import Dense, Flatten
 from nn.nonfinite import BadStep
 from nn.optimizers import Adam
+from nn.scaled import ScaledImages
 
 #: Examples per call: small enough for the progress bar to move about ten
 #: times an epoch, large enough that the per-call cost (packing weights,
@@ -33,7 +34,12 @@ CHUNK_EXAMPLES = 4096
 
 
 def _flat(x):
-    """x (N, ...) as a C-contiguous (N, features) array (a view when it already is)."""
+    """x (N, ...) as a C-contiguous (N, features) array (a view when it already is).
+
+    A ScaledImages stays one, its images seen as (N, features).
+    """
+    if isinstance(x, ScaledImages):
+        return x.reshape(len(x), -1)
     return np.ascontiguousarray(x.reshape(len(x), -1))
 
 
@@ -83,12 +89,29 @@ class FusedTrainer:
         empty = (np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, model.dtype))
         # Compressed rows of the training inputs, built once for the whole fit
         # (x cannot change during it): the steps then never scan zeros again.
-        self.rows = self.steps.nonzero_rows(_flat(x)) if config.skip_zeros(x) else empty
+        # (A ScaledImages' uint8 images have the same zeros as its floats, counted without them.)
+        self.rows = (self.steps.nonzero_rows(_flat(x))
+                     if config.skip_zeros(x.images if isinstance(x, ScaledImages) else x) else empty)
+        self.inputs = self._inputs(x)
         # Steps with a serial twin of the parallel ones start on it and compile
         # the parallel ones once the first chunk is reported: until then, one thread.
         self.parts = 0
         if len(self.rows[0]) and len(self.choice.counts) > 1 and hasattr(self.steps, "compile_parallel"):
             self.choice.cap = 1
+
+    def _inputs(self, x):
+        """What Batches.x holds for a ScaledImages x (None: x itself, flattened, every epoch).
+
+        The NumPy steps index it as they would its float array. The compiled
+        steps need an array: on the compressed-row path they read only its
+        row count, so an (N, 0) array stands in, costing nothing; the BLAS
+        path reads every input and gets the whole float array, made once.
+        """
+        if not isinstance(x, ScaledImages) or self.steps.NAME == "numpy":
+            return None
+        if len(self.rows[0]):
+            return np.empty((len(x), 0), x.dtype)
+        return np.asarray(_flat(x))
 
     def _arrays(self):
         """Parameters, first moments and second moments, each a list in Keras's order."""
@@ -119,7 +142,7 @@ class FusedTrainer:
         before it are kept, their hooks run, then BadStep is raised.
         """
         model, opt, dtype = self.model, self.model.optimizer, self.model.dtype
-        x = _flat(x)
+        x = _flat(x) if self.inputs is None else self.inputs
         y, order = y.astype(np.int64, copy=False), order.astype(np.int64, copy=False)
         batch_size = min(batch_size, len(order))  # the same batches; scratch sized by the data
         steps, chunk = math.ceil(len(order) / batch_size), max(1, CHUNK_EXAMPLES // batch_size)
