@@ -4,8 +4,10 @@ A cold start (numba's on-disk cache empty) spends about 6 s of CPU compiling
 the steps before the first one runs, on one core. `nn train` therefore
 starts this helper at launch (nn.fast.numba_steps.start_helper): it
 compiles the first layer's tasks of the serial steps, which numba saves to
-its cache, and says "serial"; then the kernels validation calls and the
-parallel steps, and says "parallel". Meanwhile the training process loads
+its cache, and says "serial"; then, once told to go on (after the
+training process has compiled serial_steps, so as not to compete with it)
+and at a lower priority, the kernels validation calls and the parallel
+steps, and says "parallel". Meanwhile the training process loads
 the data and compiles the later layers and the loss; it then waits for
 "serial" and compiles serial_steps, which loads the helper's work from the
 cache instead of compiling it again (nn.fast.numba_steps._compile_serial).
@@ -76,13 +78,22 @@ class Helper:
         """Whether the helper may still say something (it has not ended, nor been stopped)."""
         return not self.process.stdout.closed
 
+    def go_on(self):
+        """Let the helper start on the parallel steps (it waits for this after "serial")."""
+        try:
+            self.process.stdin.write(b"go\n")
+            self.process.stdin.flush()
+        except (OSError, ValueError):  # it has ended, or been stopped: nothing to tell
+            pass
+
     def stop(self):
         """Stop the helper if it still runs (its finished work stays in the cache)."""
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
-        if not self.process.stdout.closed:
-            self.process.stdout.close()
+        for pipe in (self.process.stdin, self.process.stdout):
+            if not pipe.closed:
+                pipe.close()
 
 
 def start(dtype, command=None):
@@ -99,7 +110,7 @@ def start(dtype, command=None):
         [root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))  # this process's nn, not another
     argv = command or [sys.executable, "-m", "nn.fast.compile_helper", np.dtype(dtype).name]
     try:
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    stderr=subprocess.DEVNULL, env=env)
     except OSError:
         return None
@@ -122,6 +133,12 @@ def main(argv):
     for dispatcher, types in theirs:
         dispatcher.compile(types)
     _say("serial")
+    # The parallel steps only once serial_steps is compiled (go_on), at a
+    # lower priority: until the first step, every cycle of a busy machine
+    # goes to the training process's critical path.
+    if sys.stdin.readline().strip() != "go":
+        return 0  # the training process ended, or stopped needing us
+    os.nice(10)
     chain, batches, _, adam, scratch, _, losses, correct = args
     numba_steps.compile_parallel(chain, batches, adam, scratch, losses, correct)
     _say("parallel")

@@ -228,3 +228,4 @@ def _compile_serial(args):
         dispatcher.compile(types)
     _helper.wait_for("serial")  # its share is then in the cache, which serial_steps loads
     serial_steps.compile(tuple(numba.typeof(a) for a in args))
+    _helper.go_on()  # now the parallel steps
