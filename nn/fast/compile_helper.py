@@ -136,8 +136,10 @@ def main(argv):
     # The parallel steps only once serial_steps is compiled (go_on), at a
     # lower priority: until the first step, every cycle of a busy machine
     # goes to the training process's critical path.
-    if sys.stdin.readline().strip() != "go":
-        return 0  # the training process ended, or stopped needing us
+    from nn.fast import config
+
+    if sys.stdin.readline().strip() != "go" or config.NUM_THREADS < 2 or numba_steps.MAX_THREADS < 2:
+        return 0  # the training process ended, or will never run the parallel steps
     os.nice(10)
     chain, batches, _, adam, scratch, _, losses, correct = args
     numba_steps.compile_parallel(chain, batches, adam, scratch, losses, correct)

@@ -39,7 +39,7 @@ from nn.fast.steps import nonzero_rows  # noqa: F401  (NumPy: a compiled loop to
 
 NAME = "numba"
 
-_helper = None  # the compile helper of this run (start_helper), until serial_steps is compiled
+_helper = None  # the compile helper of this run (start_helper), until the parallel steps load
 
 
 def scratch_for(chain, batches, tasks):
@@ -148,6 +148,7 @@ def compile_parallel(chain, batches, adam, scratch, losses, correct):
     process), so without the helper a cold run pauses here for several
     seconds, after its first reported step.
     """
+    global _helper
     from nn.fast.compile_helper import PARALLEL_S
 
     args = (chain, batches, 0, adam._replace(alphas=adam.alphas[:0]), scratch, 2, losses[:0],
@@ -157,6 +158,7 @@ def compile_parallel(chain, batches, adam, scratch, losses, correct):
             return False  # not yet: go on with one thread
     if _helper is not None:
         _helper.stop()  # done, ended or too slow: what it cached loads, the rest compiles here
+        _helper = None
     warm_up(chain.w.dtype)
     sparse_steps.compile(tuple(numba.typeof(a) for a in args))
     return True
