@@ -105,6 +105,9 @@ def start(dtype, command=None):
 
     import nn
 
+    if os.name != "posix":  # wait_for selects on a pipe, and the helper renices itself
+        return None
+
     root = os.path.dirname(os.path.dirname(os.path.abspath(nn.__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))  # this process's nn, not another
