@@ -6,7 +6,13 @@ Start-up: seconds from launching a new `python -m nn train` process to the
 end of its first chunk of training steps (the first moment fit reports a
 batch; a chunk is 4096 examples, 128 steps at batch 32), once with an empty
 numba cache (numba compiles everything: the one-off compile time is the
-difference) and then --warm-runs times with the cache warm. Peak memory: the
+difference) and then --warm-runs times with the cache warm. Each also records
+the CPU seconds (user + system) spent by then in the process and in any it
+started (children: a cold start's compile helper, nn.fast.compile_helper,
+is stopped then and counted): on a shared machine wall time moves with the
+other processes, CPU time much less. A cold start's CPU time is also given
+for the training process alone: with a core free for the helper, that is
+what the first step waits for. Peak memory: the
 resident-set high-water mark (getrusage maxrss) of a whole
 `python -m nn train --epochs E` process per backend, validation and test
 evaluation included.
@@ -33,6 +39,12 @@ import os, sys, time
 import nn.callbacks
 def first_batch(self, batch, logs=None):
     print("FIRST_STEP", time.time(), flush=True)
+    helper = getattr(sys.modules.get("nn.fast.numba_steps"), "_helper", None)
+    if helper is not None:  # a cold start's compile helper: stopped, so its CPU time counts
+        helper.stop()
+    t = os.times()
+    print("CPU_S", t.user + t.system + t.children_user + t.children_system, flush=True)
+    print("MAIN_CPU_S", t.user + t.system, flush=True)
     os._exit(0)
 nn.callbacks.ProgressBar.on_train_batch_end = first_batch
 from nn.cli import main
@@ -69,13 +81,18 @@ def startup(backend, warm_runs, out):
     args = ["train", "--backend", backend, "--epochs", "1", "--out", out]
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache, PYTHONPATH=ROOT)
-        times = []
+        times, cpu, main_cpu = [], [], []
         for _ in range(1 + warm_runs):
             launched, stdout = run(FIRST_STEP, args, env)
             times.append(tagged(stdout, "FIRST_STEP") - launched)
+            cpu.append(tagged(stdout, "CPU_S"))
+            main_cpu.append(tagged(stdout, "MAIN_CPU_S"))
     warm = statistics.median(times[1:])
     return {"backend": backend, "first_step_cold_s": times[0], "first_step_warm_s": warm,
-            "compile_s": times[0] - warm, "warm_runs": times[1:]}
+            "compile_s": times[0] - warm, "warm_runs": times[1:],
+            "first_step_cold_cpu_s": cpu[0], "first_step_cold_train_cpu_s": main_cpu[0],
+            "first_step_warm_cpu_s": statistics.median(cpu[1:]),
+            "warm_runs_cpu": cpu[1:]}
 
 
 def peak_memory(backend, epochs, out):
@@ -89,20 +106,24 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backends", default=BACKENDS)
     parser.add_argument("--warm-runs", type=int, default=WARM_RUNS)
-    parser.add_argument("--epochs", type=int, default=EPOCHS, help="epochs of the peak-memory run")
+    parser.add_argument("--epochs", type=int, default=EPOCHS,
+                        help="epochs of the peak-memory run (0: no peak-memory run)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as out:
         for backend in args.backends.split(","):
             row = startup(backend, args.warm_runs, out) if backend == "numba" else {"backend": backend}
-            row["peak_rss_mib"] = peak_memory(backend, args.epochs, out)
+            row["peak_rss_mib"] = peak_memory(backend, args.epochs, out) if args.epochs else None
             rows.append(row)
     base = next((r["peak_rss_mib"] for r in rows if r["backend"] == "numpy"), None)
     for row in rows:
-        row["peak_vs_numpy"] = row["peak_rss_mib"] / base if base else None
+        row["peak_vs_numpy"] = row["peak_rss_mib"] / base if base and row["peak_rss_mib"] else None
     print(table(rows, [("backend", "backend", "{}"), ("first_step_cold_s", "first step, cold cache s", "{:.2f}"),
+                       ("first_step_cold_cpu_s", "its CPU s", "{:.2f}"),
+                       ("first_step_cold_train_cpu_s", "of which nn train's", "{:.2f}"),
                        ("first_step_warm_s", "first step, warm cache s", "{:.2f}"),
+                       ("first_step_warm_cpu_s", "its CPU s", "{:.2f}"),
                        ("compile_s", "compile s", "{:.2f}"),
                        ("peak_rss_mib", f"peak RSS MiB ({args.epochs} epochs)", "{:.0f}"),
                        ("peak_vs_numpy", "x numpy", "{:.2f}")]))

@@ -59,6 +59,29 @@ def check_backup_dir(path):
         raise InputError(f"--backup-dir {path} cannot be written ({existing} does not allow it)")
 
 
+def announce_compile(backend, dtype):
+    """On numba with a cold cache, say so in one line and start compiling in a second process too.
+
+    At launch, so that the helper process (nn.fast.compile_helper) compiles
+    while this one loads the data.
+    """
+    from nn import kernels
+
+    if kernels.get_backend(backend).NAME != "numba":
+        return
+    from nn.fast import numba_steps
+
+    if numba_steps.cached(dtype):
+        return
+    if numba_steps.start_helper(dtype):
+        print("Compiling the fused steps for this CPU, in a second process too (once; later runs "
+              "load them from numba's cache) ...", flush=True)
+    else:
+        print("Compiling the fused steps for this CPU: the one-thread steps now, the "
+              "multi-threaded ones after the first batches (once; later runs load them "
+              "from numba's cache) ...", flush=True)
+
+
 def run(args):
     """Train the seed recipe; write model, history, metrics, curves and the pictures to --out."""
     from nn.backup import BackupAndRestore
@@ -73,6 +96,8 @@ def run(args):
         check_backup_dir(args.backup_dir)
     command = ["python", "-m", "nn"] + sys.argv[1:]
     with RunFolder(args.out, command) as folder:  # refuses a bad or busy --out before any work
+        if args.engine != "layers":
+            announce_compile(args.backend, args.dtype)  # before the data loads: it compiles meanwhile
         # The images stay uint8 (a quarter of float32's memory): ScaledImages gives
         # fit, evaluate and predict the very floats of scale_images a batch at a
         # time, and the fused engine builds its compressed rows from them directly.
@@ -83,12 +108,6 @@ def run(args):
         x_train, train_images = ScaledImages(train_images, dtype=args.dtype), None
         examples = len(x_train)
         model = seed_model(seed=args.seed, dtype=args.dtype, backend=args.backend)
-        if model.backend_name == "numba" and args.engine != "layers":
-            from nn.fast.numba_steps import cached
-            if not cached(model.dtype):
-                print("Compiling the fused steps for this CPU: the one-thread steps now, the "
-                      "multi-threaded ones after the first batches (once; later runs load them "
-                      "from numba's cache) ...", flush=True)
         backup = None if args.backup_dir is None else BackupAndRestore(args.backup_dir,
                                                                       delete_checkpoint=False)
         callbacks = []

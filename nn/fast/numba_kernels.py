@@ -11,6 +11,8 @@ the import.
 import contextlib
 import ctypes
 import functools
+import glob
+import os
 
 import numba
 import numpy as np
@@ -24,8 +26,41 @@ config.check()  # refuse a bad NN_* setting before anything compiles or runs wit
 
 MAX_THREADS = numba.config.NUMBA_NUM_THREADS  # the size of numba's thread pool
 
-try:  # numba's np.dot calls BLAS through SciPy; fail here, not at the first compile
+
+
+def _import_cython_blas():
+    """Import scipy.linalg.cython_blas, whose BLAS numba's np.dot calls, without all of scipy.linalg.
+
+    The usual import runs scipy/linalg/__init__.py first, about 0.25 s here (a
+    quarter of a warm start), for an extension module that needs none of it.
+    Loaded from its file under its own name, it is the module every later
+    import of that name gets (from sys.modules: numba's BLAS lookup, SciPy's
+    own Cython users); anything unexpected falls back to the usual import.
+    """
+    import importlib.util
+    import sys
+
+    name = "scipy.linalg.cython_blas"
+    if name in sys.modules:
+        return
+    try:
+        import scipy
+
+        path = next(iter(glob.glob(os.path.join(os.path.dirname(scipy.__file__), "linalg",
+                                                "cython_blas.*"))), None)
+        spec = path and importlib.util.spec_from_file_location(name, path)
+        if spec is not None:
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            sys.modules[name] = module
+            return
+    except Exception:  # noqa: BLE001  (another SciPy layout: the usual import below)
+        sys.modules.pop(name, None)
     import scipy.linalg.cython_blas  # noqa: F401
+
+
+try:  # numba's np.dot calls BLAS through SciPy; fail here, not at the first compile
+    _import_cython_blas()
 except ImportError as exc:
     raise ImportError("the numba backend needs SciPy for BLAS: pip install scipy") from exc
 
@@ -35,10 +70,6 @@ NAME = "numba"  # the name nn.kernels knows this backend by
 @functools.cache
 def _blas_thread_setter():
     """SciPy's OpenBLAS set_num_threads (the copy numba's np.dot calls), or None."""
-    import ctypes
-    import glob
-    import os
-
     import scipy
 
     libs = os.path.join(os.path.dirname(os.path.dirname(scipy.__file__)), "scipy.libs")

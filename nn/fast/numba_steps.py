@@ -12,21 +12,34 @@ one thread and `sparse_steps` on several, giving the same bits. The serial
 one compiles in about half the time, so a run starts on it and the trainer
 calls `compile_parallel` once the first chunk has been reported, offering
 more threads only then.
+
+On a cold start two cores can share the compiling: `start_helper` (which
+`nn train` calls at launch) starts a second process (nn.fast.compile_helper)
+that compiles the first layer's tasks into numba's on-disk cache while this
+process compiles the later layers and the loss; this one then waits for the
+helper and compiles serial_steps itself, loading the helper's work from the
+cache. The helper goes on to the parallel steps, which compile_parallel
+then loads. A helper that fails, hangs or is not there only costs time:
+whatever it has not cached is compiled here, as without it.
 """
+
+import time
 
 import numba
 import numpy as np
 from numba import njit
 
 from nn.fast.config import CACHE, JIT
-from nn.fast.numba_fused import Scratch, dense_step, layout
+from nn.fast.numba_fused import Scratch, _backward_from, _forward, _loss_gradient, dense_step, layout
 from nn.fast.numba_kernels import MAX_THREADS, warm_up
 from nn.fast.numba_kernels import threads as thread_counts  # noqa: F401  (the trainer's knob)
-from nn.fast.numba_sparse import serial_steps, sparse_step
-from nn.fast.steps import AdamSteps, Batches, Chain  # noqa: F401  (the arguments, shared)
+from nn.fast.numba_sparse import _rows_task, _update_task, serial_steps, sparse_step
+from nn.fast.steps import AdamSteps, Batches, Chain
 from nn.fast.steps import nonzero_rows  # noqa: F401  (NumPy: a compiled loop took longer than it saves)
 
 NAME = "numba"
+
+_helper = None  # the compile helper of this run (start_helper), until the parallel steps load
 
 
 def scratch_for(chain, batches, tasks):
@@ -111,7 +124,10 @@ def train_steps(chain, batches, first_step, adam, threads, losses, correct, scra
     if len(scratch.starts) < pieces:  # the compiled loops do not check bounds
         raise ValueError(f"scratch for {len(scratch.starts)} tasks, not {pieces}")
     if pieces == 1:
-        serial_steps(chain, batches, first_step, adam, scratch, 1, losses, correct)
+        args = (chain, batches, first_step, adam, scratch, 1, losses, correct)
+        if _helper is not None and not serial_steps.signatures:
+            _compile_serial(args)
+        serial_steps(*args)
     else:
         sparse_steps(chain, batches, first_step, adam, scratch, pieces, losses, correct)
 
@@ -121,16 +137,97 @@ def compile_parallel(chain, batches, adam, scratch, losses, correct):
 
     The trainer calls this once a run's first chunk has been reported, with
     the arguments of a chunk it has run on the serial steps, and offers more
-    than one thread only afterwards. It first compiles the layer kernels
-    validation calls (numba_kernels.warm_up), then sparse_steps for the
-    argument types of a chunk of no steps (exactly those of the real
-    chunks). Nothing runs and nothing changes. It is done in the trainer's
-    thread: compiling in a background thread crashed inside LLVM (a
-    segmentation fault and an abort in the test suite, where TensorFlow
-    shares the process), so a cold run pauses here for a few seconds
-    instead, after its first reported step.
+    than one thread only once it returns True. It first compiles the layer
+    kernels validation calls (numba_kernels.warm_up), then sparse_steps for
+    the argument types of a chunk of no steps (exactly those of the real
+    chunks). Nothing runs and nothing changes. While the compile helper is
+    still compiling them it returns False at once, and the trainer asks
+    again after its next part. Otherwise it compiles in the trainer's thread:
+    compiling in a background thread crashed inside LLVM (a segmentation
+    fault and an abort in the test suite, where TensorFlow shares the
+    process), so without the helper a cold run pauses here for several
+    seconds, after its first reported step.
     """
+    global _helper
+    from nn.fast.compile_helper import PARALLEL_S
+
     args = (chain, batches, 0, adam._replace(alphas=adam.alphas[:0]), scratch, 2, losses[:0],
             correct[:0])
+    if _helper is not None and not _helper.wait_for("parallel", 0, stop=False):
+        if _helper.running and time.monotonic() - _helper.started < PARALLEL_S:
+            return False  # not yet: go on with one thread
+    if _helper is not None:
+        _helper.stop()  # done, ended or too slow: what it cached loads, the rest compiles here
+        _helper = None
     warm_up(chain.w.dtype)
     sparse_steps.compile(tuple(numba.typeof(a) for a in args))
+    return True
+
+
+def start_helper(dtype):
+    """On a cold start, start the compile helper for `dtype` inputs (nn.fast.compile_helper).
+
+    Does nothing when the cache is off (NN_NUMBA_CACHE=0: nothing to share
+    through) or already holds the steps (`cached`). Returns whether a helper runs.
+    """
+    global _helper
+    from nn.fast import compile_helper
+
+    if _helper is None and CACHE and not cached(dtype):
+        _helper = compile_helper.start(dtype)
+    return _helper is not None
+
+
+def example_args(dtype):
+    """Tiny arguments of serial_steps with the types the trainer's have for `dtype` inputs.
+
+    What the compile helper compiles for, knowing only the dtype; the tests
+    hold their types to those of a real fit's calls.
+    """
+    dtype = np.dtype(dtype)
+    f, shapes = dtype.type, np.array([[2, 2], [2, 2]], np.int64)
+    params = np.zeros(12, dtype)
+    chain = Chain(shapes, np.array([True, False]), params, params.copy(), params.copy(), params.copy())
+    x = np.ones((2, 2), dtype)
+    batches = Batches(x, np.zeros(2, np.int64), np.arange(2, dtype=np.int64), 2,
+                      np.array([0, 2, 4], np.int64), np.array([0, 1, 0, 1], np.int32), x.ravel())
+    adam = AdamSteps(np.ones(1, dtype), f(0.1), f(0.001), f(1e-7))
+    return (chain, batches, 0, adam, scratch_for(chain, batches, 2), 1, np.empty(1, dtype),
+            np.empty(1, np.int64))
+
+
+def serial_calls(args):
+    """(helper's, ours): the compiled calls serial_steps makes on `args`, as (dispatcher, types).
+
+    Mirrors serial_steps' call sites (numba_sparse): the first layer's tasks
+    go to the compile helper, the later layers and the loss stay here. A
+    type that drifts from the real call only loses the sharing: serial_steps
+    then compiles that callee itself (the tests check that none drifts).
+    """
+    chain, batches, _, adam, scratch, pieces, _, _ = args
+    typeof, one = numba.typeof, numba.types.literal(1)
+    n_in, n_out = chain.shapes[0]
+    rows = batches.batch_size
+    kernel, bias = chain.w[:n_in * n_out].reshape(n_in, n_out), chain.w[n_in * n_out:n_in * n_out + n_out]
+    idx, h = batches.order[:rows], scratch.acts[:rows * n_out].reshape(rows, n_out)
+    step = (adam.alphas[0], adam.one_minus_beta_1, adam.one_minus_beta_2, adam.epsilon)
+    at = typeof(tuple(np.empty(1, np.int64) for _ in range(3)))
+    common = tuple(typeof(a) for a in (chain.shapes, chain.relu, chain.w))
+    theirs = [(_rows_task, tuple(typeof(a) for a in (batches, idx, kernel, bias, chain.relu[0], h, scratch,
+                                                       0, pieces))),
+              (_update_task, tuple(typeof(a) for a in (chain, scratch, h, step, 0, pieces)))]
+    ours = [(_forward, common + (typeof(scratch.acts), at, typeof(rows), typeof(h), one)),
+            (_loss_gradient, (typeof(h), typeof(scratch.labels), typeof(rows), typeof(h))),
+            (_backward_from, common + tuple(typeof(a) for a in (chain.grads, h, scratch.acts, scratch.deltas))
+             + (at, typeof(rows), one))]
+    return theirs, ours
+
+
+def _compile_serial(args):
+    """Compile serial_steps for `args` with the helper: our share, then (once it is done) the rest."""
+    _, ours = serial_calls(args)
+    for dispatcher, types in ours:
+        dispatcher.compile(types)
+    _helper.wait_for("serial")  # its share is then in the cache, which serial_steps loads
+    serial_steps.compile(tuple(numba.typeof(a) for a in args))
+    _helper.go_on()  # now the parallel steps

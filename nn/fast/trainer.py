@@ -208,10 +208,10 @@ class FusedTrainer:
 
     def _offer_parallel(self, chain, batches, adam, scratch, losses, correct):
         """After the second capped part (the first chunk's batches are reported by then),
-        compile the parallel steps and offer every thread count."""
+        compile the parallel steps and offer every thread count once they are ready
+        (a compile helper may still be compiling them: then ask again after the next part)."""
         self.parts += 1
-        if self.parts >= 2:
-            self.steps.compile_parallel(chain, batches, adam, scratch, losses, correct)
+        if self.parts >= 2 and self.steps.compile_parallel(chain, batches, adam, scratch, losses, correct):
             self.choice.cap = None
 
     @staticmethod

@@ -1,0 +1,154 @@
+"""Fast engine: a second process that compiles part of the fused steps into numba's cache.
+
+A cold start (numba's on-disk cache empty) spends about 6 s of CPU compiling
+the steps before the first one runs, on one core. `nn train` therefore
+starts this helper at launch (nn.fast.numba_steps.start_helper): it
+compiles the first layer's tasks of the serial steps, which numba saves to
+its cache, and says "serial"; then, once told to go on (after the
+training process has compiled serial_steps, so as not to compete with it)
+and at a lower priority, the kernels validation calls and the parallel
+steps, and says "parallel". Meanwhile the training process loads
+the data and compiles the later layers and the loss; it then waits for
+"serial" and compiles serial_steps, which loads the helper's work from the
+cache instead of compiling it again (nn.fast.numba_steps._compile_serial).
+It trains on one thread until the helper says "parallel", then loads the
+parallel steps from the cache: no pause for their compile (about 9 s of
+CPU, which without the helper stops training after the first chunk).
+
+It is a process, not a thread: compiling in a second thread crashed inside
+LLVM when TensorFlow shared the process. It only ever adds entries to
+numba's cache, each written whole (numba writes a file and renames it), so
+the worst a failure can do is cost time: a helper that dies, hangs past
+WAIT_S or cannot start leaves its share to be compiled in the training
+process, as without it. It runs with the training process's environment
+(NUMBA_CACHE_DIR, NN_* flags) and is stopped when that process exits.
+
+    python -m nn.fast.compile_helper float32
+"""
+
+import atexit
+import os
+import select
+import subprocess
+import sys
+import time
+
+#: Seconds the training process waits for the helper's share of the serial
+#: steps before it stops it and compiles the rest itself. The share takes
+#: about 3 s of CPU (imports included); a machine so loaded that it takes ten
+#: times as long gains nothing from it.
+WAIT_S = 30.0
+#: Seconds from its start after which a helper that has not finished the
+#: parallel steps (about 9 s of CPU) is stopped and they compile in the
+#: training process. Until then training goes on with one thread.
+PARALLEL_S = 90.0
+
+
+class Helper:
+    """A running compile helper and the steps ("serial", "parallel") it has said it finished."""
+
+    def __init__(self, process):
+        self.process, self.started = process, time.monotonic()
+        self.said, self._pending = set(), b""
+
+    def wait_for(self, step, timeout=WAIT_S, stop=True):
+        """True once the helper has finished `step`; False if it ended without it or has taken
+        longer than `timeout` seconds (then it is stopped, unless stop=False)."""
+        deadline = time.monotonic() + timeout
+        while step not in self.said:
+            out = self.process.stdout
+            left = deadline - time.monotonic()
+            if out.closed:
+                return False
+            if left <= 0:
+                if stop:
+                    self.stop()
+                return False
+            if select.select([out], [], [], left)[0]:
+                data = os.read(out.fileno(), 4096)
+                if not data:  # it exited
+                    self.stop()
+                    return False
+                *lines, self._pending = (self._pending + data).split(b"\n")
+                self.said.update(line.decode(errors="replace").strip() for line in lines)
+        return True
+
+    @property
+    def running(self):
+        """Whether the helper may still say something (it has not ended, nor been stopped)."""
+        return not self.process.stdout.closed
+
+    def go_on(self):
+        """Let the helper start on the parallel steps (it waits for this after "serial")."""
+        try:
+            self.process.stdin.write(b"go\n")
+            self.process.stdin.flush()
+        except (OSError, ValueError):  # it has ended, or been stopped: nothing to tell
+            pass
+
+    def stop(self):
+        """Stop the helper if it still runs (its finished work stays in the cache)."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for pipe in (self.process.stdin, self.process.stdout):
+            if not pipe.closed:
+                pipe.close()
+
+
+def start(dtype, command=None):
+    """Start the helper for `dtype` inputs; None if it cannot start.
+
+    command: the argv to run instead (tests use it to stand in a failing helper).
+    """
+    import numpy as np
+
+    import nn
+
+    if os.name != "posix":  # wait_for selects on a pipe, and the helper renices itself
+        return None
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(nn.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))  # this process's nn, not another
+    argv = command or [sys.executable, "-m", "nn.fast.compile_helper", np.dtype(dtype).name]
+    try:
+        process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL, env=env)
+    except OSError:
+        return None
+    helper = Helper(process)
+    atexit.register(helper.stop)
+    return helper
+
+
+def _say(step):
+    sys.stdout.write(step + "\n")
+    sys.stdout.flush()
+
+
+def main(argv):
+    """Compile the helper's share for dtype argv[0], saying each step as it is cached."""
+    from nn.fast import numba_steps
+
+    args = numba_steps.example_args(argv[0])
+    theirs, _ = numba_steps.serial_calls(args)
+    for dispatcher, types in theirs:
+        dispatcher.compile(types)
+    _say("serial")
+    # The parallel steps only once serial_steps is compiled (go_on), at a
+    # lower priority: until the first step, every cycle of a busy machine
+    # goes to the training process's critical path.
+    from nn.fast import config
+
+    if sys.stdin.readline().strip() != "go" or config.NUM_THREADS < 2 or numba_steps.MAX_THREADS < 2:
+        return 0  # the training process ended, or will never run the parallel steps
+    os.nice(10)
+    chain, batches, _, adam, scratch, _, losses, correct = args
+    numba_steps.compile_parallel(chain, batches, adam, scratch, losses, correct)
+    _say("parallel")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,145 @@
+"""The compile helper: a second process shares a cold start's compiling; failures only cost time."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numba
+import numpy as np
+import pytest
+
+from nn import Dense, Sequential
+from nn.fast import compile_helper
+
+numba_steps = pytest.importorskip("nn.fast.numba_steps")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def sparse_fit(dtype):
+    """A fused fit on sparse inputs (the compressed-row path); the fitted weights."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((300, 40)).astype(dtype)
+    x[rng.random(x.shape) < 0.8] = 0
+    model = Sequential([Dense(16, "relu", input_shape=(40,)), Dense(8, "relu"), Dense(3, "softmax")],
+                       dtype=dtype, seed=0, backend="numba")
+    model.compile()
+    model.fit(x, rng.integers(0, 3, 300), batch_size=8, epochs=1, verbose=0, engine="fused")
+    return [p for layer in model.layers for p in layer.params.values()]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_example_args_have_the_types_of_a_real_fits_serial_steps(monkeypatch, dtype):
+    seen, real = [], numba_steps.train_steps
+
+    def spy(chain, batches, first_step, adam, threads, losses, correct, scratch=None):
+        seen.append((chain, batches, first_step, adam, scratch, 1, losses, correct))
+        return real(chain, batches, first_step, adam, threads, losses, correct, scratch)
+
+    monkeypatch.setattr(numba_steps, "train_steps", spy)
+    sparse_fit(dtype)
+    want = tuple(numba.typeof(a) for a in numba_steps.example_args(dtype))
+    assert seen and all(tuple(numba.typeof(a) for a in args) == want for args in seen)
+
+
+def helper(code):
+    """A stand-in helper running `code` (Python), started as the real one is."""
+    return compile_helper.start("float32", [sys.executable, "-c", code])
+
+
+def test_a_helper_that_dies_is_waited_for_no_longer():
+    dead = helper("import sys; sys.exit(3)")
+    assert dead.wait_for("serial") is False
+    assert not dead.running and dead.process.returncode == 3
+
+
+def test_a_helper_that_hangs_is_stopped_after_the_timeout():
+    hung = helper("import time; time.sleep(600)")
+    assert hung.wait_for("serial", timeout=0.2) is False
+    assert not hung.running and hung.process.returncode is not None  # killed and reaped
+
+
+def test_a_helper_is_heard_step_by_step_and_polled_without_stopping_it():
+    slow = helper("print('serial', flush=True); import time; time.sleep(600)")
+    assert slow.wait_for("serial", timeout=20)
+    assert slow.wait_for("parallel", 0, stop=False) is False and slow.running  # a poll
+    slow.stop()
+    assert not slow.running and slow.process.returncode is not None
+
+
+def test_serial_steps_compile_without_a_helper_that_died(monkeypatch):
+    dead = helper("import sys; sys.exit(1)")
+    monkeypatch.setattr(numba_steps, "_helper", dead)
+    args = numba_steps.example_args("float64")
+    numba_steps._compile_serial(args)  # our share, no helper: the rest compiles (or loads) here
+    assert tuple(numba.typeof(a) for a in args) in numba_steps.serial_steps.signatures
+
+
+def test_the_parallel_steps_wait_for_a_running_helper_and_not_for_an_ended_one(monkeypatch):
+    chain, batches, _, adam, scratch, _, losses, correct = numba_steps.example_args("float64")
+    busy = helper("print('serial', flush=True); import time; time.sleep(600)")
+    monkeypatch.setattr(numba_steps, "_helper", busy)
+    assert numba_steps.compile_parallel(chain, batches, adam, scratch, losses, correct) is False
+    assert busy.running  # still compiling: training goes on with one thread
+    busy.stop()  # as if it had died: now they compile here
+    assert numba_steps.compile_parallel(chain, batches, adam, scratch, losses, correct) is True
+
+
+def test_no_helper_with_the_cache_off(monkeypatch):
+    monkeypatch.setattr(numba_steps, "CACHE", False)
+    monkeypatch.setattr(numba_steps, "_helper", None)
+    assert numba_steps.start_helper("float32") is False and numba_steps._helper is None
+
+
+@pytest.mark.parametrize("started, line", [(True, "in a second process too"),
+                                           (False, "the one-thread steps now")])
+def test_nn_train_says_it_compiles_in_one_line(monkeypatch, capsys, started, line):
+    from nn.cli import train
+
+    monkeypatch.setattr(numba_steps, "cached", lambda dtype: False)
+    monkeypatch.setattr(numba_steps, "start_helper", lambda dtype: started)
+    train.announce_compile("numba", "float32")
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith("Compiling the fused steps") and line in out
+    monkeypatch.setattr(numba_steps, "cached", lambda dtype: True)
+    train.announce_compile("numba", "float32")
+    assert capsys.readouterr().out == ""
+
+
+#: In a fresh process with an empty cache: start the helper, fit, and report
+#: which of serial_steps' callees were loaded from the cache (the helper's)
+#: and which compiled here, with the fitted weights.
+COLD_FIT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    sys.path.insert(0, {tests!r})
+    from test_compile_helper import sparse_fit
+    from nn.fast import numba_steps
+    assert numba_steps.start_helper("float64")
+    weights = sparse_fit("float64")
+    theirs, ours = numba_steps.serial_calls(numba_steps.example_args("float64"))
+    stats = {{d.py_func.__name__: [sum(d.stats.cache_hits.values()), sum(d.stats.cache_misses.values())]
+             for d, _ in theirs + ours}}
+    np.savez({out!r}, *weights)
+    print(json.dumps(stats))
+""")
+
+
+@pytest.mark.slow
+def test_a_cold_fit_loads_the_helpers_share_and_gets_the_same_weights(tmp_path):
+    out = str(tmp_path / "weights.npz")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=ROOT)
+    done = subprocess.run([sys.executable, "-c", COLD_FIT.format(tests=os.path.dirname(__file__), out=out)],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    stats = __import__("json").loads(done.stdout.strip().splitlines()[-1])
+    # hits, misses: the helper's share loaded from the cache, never compiled
+    # here; ours compiled here once (a second signature would mean that
+    # serial_calls drifted from serial_steps' call sites).
+    assert stats["_rows_task"] == [1, 0] and stats["_update_task"] == [1, 0], stats
+    for name in ("_forward", "_loss_gradient", "_backward_from"):
+        assert stats[name] == [0, 1], stats
+    with np.load(out) as cold:
+        for got, want in zip([cold[k] for k in cold.files], sparse_fit("float64")):
+            np.testing.assert_array_equal(got, want)
