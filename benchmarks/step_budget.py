@@ -15,7 +15,10 @@ excluded):
 - Adam: the update of all 104,938 parameters (serial);
 - parallel region: entering and leaving an empty prange of `threads` tasks
   (a step enters two);
-- whole step: sparse_step as train_steps calls it;
+- whole step: sparse_step as train_steps calls it, on one batch again and again;
+- whole step, an epoch's batches: train_steps' compiled loop over a shuffled
+  epoch, a new batch each step, as in training (its compressed rows come
+  from memory, not from cache: the difference from the line above);
 - Python per chunk: an epoch through FusedTrainer.run_epoch minus the time
   inside train_steps, per chunk (packing weights, Adam's alphas, the hooks).
 
@@ -36,8 +39,8 @@ from nn.fast.numba_fused import _backward_from, _forward, _loss_gradient, adam_f
 from nn.fast.numba_kernels import set_blas_threads
 from nn.fast.numba_sparse import (_input_columns, _rows_times, first_layer_rows,
                                   first_layer_update, sparse_step)
-from nn.fast.numba_steps import scratch_for
-from nn.fast.steps import Batches, Chain, nonzero_rows
+from nn.fast.numba_steps import scratch_for, train_steps
+from nn.fast.steps import AdamSteps, Batches, Chain, nonzero_rows
 
 REPEATS = 200
 ROUNDS = 7
@@ -145,6 +148,21 @@ def time_phase(func, s):
     return statistics.median(times)
 
 
+def epoch_steps(s, x, y, batch_size, threads):
+    """Median microseconds a step of train_steps' compiled loop over whole shuffled epochs."""
+    order = np.random.default_rng(0).permutation(len(x)).astype(np.int64)
+    batches = s.batches._replace(order=order)
+    steps = len(x) // batch_size
+    adam = AdamSteps(np.full(steps, s.adam[0]), *s.adam[1:])
+    losses, correct = np.empty(steps, x.dtype), np.empty(steps, np.int64)
+    times = []
+    for _ in range(4):  # the first compiles and warms up
+        start = time.perf_counter()
+        train_steps(s.chain, batches, 0, adam, threads, losses, correct, s.scratch)
+        times.append((time.perf_counter() - start) / steps * 1e6)
+    return statistics.median(times[1:])
+
+
 def python_per_chunk(x, y, batch_size, threads):
     """Microseconds per chunk that run_epoch spends outside train_steps, over one epoch."""
     from nn.fast import trainer
@@ -165,7 +183,7 @@ def python_per_chunk(x, y, batch_size, threads):
             inner.append(time.perf_counter() - start)
 
     fused.steps = Timed()
-    order = np.arange(len(x), dtype=np.int64)
+    order = np.random.default_rng(0).permutation(len(x)).astype(np.int64)  # as fit shuffles
     fused.run_epoch(x, y, order, batch_size, [])  # warm-up
     inner.clear()
     start = time.perf_counter()
@@ -179,6 +197,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", default=f"1,{numba.config.NUMBA_NUM_THREADS}")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--only", default="", help="time only the phases whose names contain this")
     args = parser.parse_args()
     (x, y), _ = load_mnist()
     x = np.ascontiguousarray(x.reshape(len(x), -1))
@@ -196,10 +215,19 @@ def main():
         for name, func in PHASES:
             if threads > 1 and name in ("later layers and loss", "first-layer gradient", "Adam"):
                 continue  # serial phases: the same code on any thread count
+            if args.only not in name:
+                continue
             rows.append({"threads": threads, "phase": name, "us": time_phase(func, s),
                          "work": work.get(name, "")})
             print(f"threads {threads}  {name:40s} {rows[-1]['us']:8.1f} us  {rows[-1]['work']}",
                   flush=True)
+        if args.only and args.only not in "whole step, an epoch's batches; Python per chunk":
+            continue
+        rows.append({"threads": threads, "phase": "whole step, an epoch's batches",
+                     "us": epoch_steps(s, x, y, args.batch_size, threads),
+                     "work": "compiled loop, shuffled order"})
+        print(f"threads {threads}  {rows[-1]['phase']:40s} {rows[-1]['us']:8.1f} us  "
+              f"{rows[-1]['work']}", flush=True)
         per_chunk, chunks, epoch = python_per_chunk(x, y, args.batch_size, threads)
         rows.append({"threads": threads, "phase": "Python per chunk", "us": per_chunk,
                      "work": f"{chunks} chunks, epoch {epoch:.3f} s"})

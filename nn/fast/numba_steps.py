@@ -22,7 +22,7 @@ from nn.fast.config import CACHE, JIT
 from nn.fast.numba_fused import Scratch, dense_step, layout
 from nn.fast.numba_kernels import MAX_THREADS, warm_up
 from nn.fast.numba_kernels import threads as thread_counts  # noqa: F401  (the trainer's knob)
-from nn.fast.numba_sparse import serial_steps, sparse_step
+from nn.fast.numba_sparse import prefetch_ahead, serial_steps, sparse_step
 from nn.fast.steps import AdamSteps, Batches, Chain  # noqa: F401  (the arguments, shared)
 from nn.fast.steps import nonzero_rows  # noqa: F401  (NumPy: a compiled loop took longer than it saves)
 
@@ -60,6 +60,7 @@ def sparse_steps(chain, batches, first_step, adam, scratch, pieces, losses, corr
     at = layout(chain.shapes)
     for s in range(adam.alphas.shape[0]):
         step = (adam.alphas[s], adam.one_minus_beta_1, adam.one_minus_beta_2, adam.epsilon)
+        prefetch_ahead(batches, first_step + s)
         losses[s], correct[s] = sparse_step(chain, batches, _batch(batches, first_step, s), step,
                                             scratch, at, pieces)
 
