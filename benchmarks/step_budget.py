@@ -16,9 +16,11 @@ excluded):
 - parallel region: entering and leaving an empty prange of `threads` tasks
   (a step enters two);
 - whole step: sparse_step as train_steps calls it, on one batch again and again;
-- whole step, an epoch's batches: train_steps' compiled loop over a shuffled
+- whole step, an epoch's batches: train_steps' compiled loops over a shuffled
   epoch, a new batch each step, as in training (its compressed rows come
   from memory, not from cache: the difference from the line above);
+  serial_steps (a run's first chunks) and sparse_steps (once compiled, on
+  any thread count);
 - Python per chunk: an epoch through FusedTrainer.run_epoch minus the time
   inside train_steps, per chunk (packing weights, Adam's alphas, the hooks).
 
@@ -38,8 +40,8 @@ from numba import njit, prange
 from nn.fast.numba_fused import _backward_from, _forward, _loss_gradient, adam_flat, layout
 from nn.fast.numba_kernels import set_blas_threads
 from nn.fast.numba_sparse import (_input_columns, _rows_times, first_layer_rows,
-                                  first_layer_update, sparse_step)
-from nn.fast.numba_steps import scratch_for, train_steps
+                                  first_layer_update, serial_steps, sparse_step)
+from nn.fast.numba_steps import scratch_for, sparse_steps
 from nn.fast.steps import AdamSteps, Batches, Chain, nonzero_rows
 
 REPEATS = 200
@@ -148,8 +150,11 @@ def time_phase(func, s):
     return statistics.median(times)
 
 
-def epoch_steps(s, x, y, batch_size, threads):
-    """Median microseconds a step of train_steps' compiled loop over whole shuffled epochs."""
+def epoch_steps(s, x, y, batch_size, loop):
+    """Median microseconds a step of a compiled steps loop over whole shuffled epochs.
+
+    loop: serial_steps or sparse_steps, called as train_steps calls them.
+    """
     order = np.random.default_rng(0).permutation(len(x)).astype(np.int64)
     batches = s.batches._replace(order=order)
     steps = len(x) // batch_size
@@ -158,7 +163,7 @@ def epoch_steps(s, x, y, batch_size, threads):
     times = []
     for _ in range(4):  # the first compiles and warms up
         start = time.perf_counter()
-        train_steps(s.chain, batches, 0, adam, threads, losses, correct, s.scratch)
+        loop(s.chain, batches, 0, adam, s.scratch, s.pieces, losses, correct)
         times.append((time.perf_counter() - start) / steps * 1e6)
     return statistics.median(times[1:])
 
@@ -223,11 +228,14 @@ def main():
                   flush=True)
         if args.only and args.only not in "whole step, an epoch's batches; Python per chunk":
             continue
-        rows.append({"threads": threads, "phase": "whole step, an epoch's batches",
-                     "us": epoch_steps(s, x, y, args.batch_size, threads),
-                     "work": "compiled loop, shuffled order"})
-        print(f"threads {threads}  {rows[-1]['phase']:40s} {rows[-1]['us']:8.1f} us  "
-              f"{rows[-1]['work']}", flush=True)
+        for name, loop in (("serial_steps", serial_steps), ("sparse_steps", sparse_steps)):
+            if threads > 1 and loop is serial_steps:
+                continue  # one thread only
+            rows.append({"threads": threads, "phase": f"whole step, an epoch's batches ({name})",
+                         "us": epoch_steps(s, x, y, args.batch_size, loop),
+                         "work": "compiled loop, shuffled order"})
+            print(f"threads {threads}  {rows[-1]['phase']:40s} {rows[-1]['us']:8.1f} us  "
+                  f"{rows[-1]['work']}", flush=True)
         per_chunk, chunks, epoch = python_per_chunk(x, y, args.batch_size, threads)
         rows.append({"threads": threads, "phase": "Python per chunk", "us": per_chunk,
                      "work": f"{chunks} chunks, epoch {epoch:.3f} s"})

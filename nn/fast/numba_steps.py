@@ -111,10 +111,26 @@ def train_steps(chain, batches, first_step, adam, threads, losses, correct, scra
         return
     if len(scratch.starts) < pieces:  # the compiled loops do not check bounds
         raise ValueError(f"scratch for {len(scratch.starts)} tasks, not {pieces}")
-    if pieces == 1:
+    if pieces == 1 and not _parallel_compiled(chain):
         serial_steps(chain, batches, first_step, adam, scratch, 1, losses, correct)
     else:
         sparse_steps(chain, batches, first_step, adam, scratch, pieces, losses, correct)
+
+
+def _parallel_compiled(chain):
+    """Whether sparse_steps is compiled in this process for this chain's types.
+
+    Once it is, one thread takes it too (as one task): a step of it took
+    0.87-0.89 of serial_steps' on one thread, for the same bits (paired
+    shuffled epochs in one process, alternating which runs first). Calling
+    the parallel first_layer_update from serial_steps alone gave 0.86: LLVM
+    inlines the whole serial loop into one function, and optimizes the
+    first-layer update worse there than in the parallel region's own one.
+    """
+    # By the dtype of chain.w (Chain's third field): numba.typeof(chain) takes
+    # 0.1 ms. A miss on some other type would only compile, never misreckon.
+    dtype = numba.from_dtype(chain.w.dtype)
+    return any(sig[0].types[2].dtype == dtype for sig in sparse_steps.signatures)
 
 
 def compile_parallel(chain, batches, adam, scratch, losses, correct):
