@@ -40,11 +40,11 @@ def scratch_for(chain, batches, tasks):
                    deltas=np.empty(batch_size * width, dtype),
                    labels=np.empty(batch_size, np.int64),
                    xb=np.empty(0 if sparse else batch_size * batches.x.shape[1], dtype),
-                   batch_cols=np.empty((batch_size, longest), np.int32),
+                   batch_cols=np.empty((batch_size, longest), batches.indices.dtype),
                    batch_vals=np.empty((batch_size, longest), dtype),
                    counts=np.empty(batch_size, np.int64),
                    starts=np.empty((tasks if sparse else 0, n_in + 1), np.int64),
-                   cols=np.empty((tasks if sparse else 0, per_task), np.int32),
+                   cols=np.empty((tasks if sparse else 0, per_task), np.int32),  # batch rows
                    vals=np.empty((tasks if sparse else 0, per_task), dtype))
 
 

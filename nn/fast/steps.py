@@ -73,15 +73,18 @@ def param_views(flat, shapes):
 
 
 def nonzero_rows(x):
-    """x (N, I) as compressed rows -> (indptr (N+1,) int64, indices int32, values).
+    """x (N, I) as compressed rows -> (indptr (N+1,) int64, indices uint16 or int32, values).
 
     Row r's nonzero inputs sit at columns indices[indptr[r]:indptr[r+1]],
-    ascending, with values values[indptr[r]:indptr[r+1]].
+    ascending, with values values[indptr[r]:indptr[r+1]]. Column numbers are
+    uint16 when I <= 65536 (MNIST's 784): each step reads a new batch's rows
+    from memory, a quarter fewer bytes of them (and 14 MB less for MNIST).
     """
     nonzero = x != 0  # boolean indexing is row-major: rows, then columns, ascending
     indptr = np.zeros(len(x) + 1, np.int64)
     np.cumsum(np.count_nonzero(nonzero, axis=1), out=indptr[1:])
-    columns = np.broadcast_to(np.arange(x.shape[1], dtype=np.int32), x.shape)
+    index = np.uint16 if x.shape[1] <= 1 << 16 else np.int32
+    columns = np.broadcast_to(np.arange(x.shape[1], dtype=index), x.shape)
     return indptr, columns[nonzero], x[nonzero]  # 0.11 s for MNIST's 48,000 images
 
 
