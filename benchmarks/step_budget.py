@@ -42,7 +42,7 @@ from nn.fast.numba_kernels import set_blas_threads
 from nn.fast.numba_sparse import (_input_columns, _rows_times, first_layer_rows,
                                   first_layer_update, serial_steps, sparse_step)
 from nn.fast.numba_steps import scratch_for, sparse_steps
-from nn.fast.steps import AdamSteps, Batches, Chain, nonzero_rows
+from nn.fast.steps import AdamSteps, Batches, Chain, line_aligned, nonzero_rows
 
 REPEATS = 200
 ROUNDS = 7
@@ -121,9 +121,12 @@ def state(x, y, batch_size, pieces):
 
     model = dense_chain((784, 128, 32, 10), "numba")
     shapes = np.array([(784, 128), (128, 32), (32, 10)], np.int64)
-    w = np.concatenate([a.ravel() for lyr in model.layers[1:] for a in lyr.params.values()])
-    chain = Chain(shapes, np.array([True, True, False]), w, np.zeros_like(w), np.zeros_like(w),
-                  np.zeros_like(w))
+    flats = [line_aligned(104938, np.float32) for _ in range(4)]  # as the trainer's
+    w = flats[0]
+    np.concatenate([a.ravel() for lyr in model.layers[1:] for a in lyr.params.values()], out=w)
+    for flat in flats[1:]:
+        flat[:] = 0
+    chain = Chain(shapes, np.array([True, True, False]), *flats)
     idx = np.arange(batch_size, dtype=np.int64)
     batches = Batches(x, y, idx, batch_size, *nonzero_rows(x))
     scratch = scratch_for(chain, batches, pieces)

@@ -24,7 +24,7 @@ from nn.fast.numba_kernels import MAX_THREADS, warm_up
 from nn.fast.numba_kernels import threads as thread_counts  # noqa: F401  (the trainer's knob)
 from nn.fast.numba_sparse import prefetch_ahead, serial_steps, sparse_step
 from nn.fast.steps import AdamSteps, Batches, Chain  # noqa: F401  (the arguments, shared)
-from nn.fast.steps import nonzero_rows  # noqa: F401  (NumPy: a compiled loop took longer than it saves)
+from nn.fast.steps import line_aligned, nonzero_rows  # noqa: F401  (NumPy: a compiled loop took longer than it saves)
 
 NAME = "numba"
 
@@ -36,8 +36,8 @@ def scratch_for(chain, batches, tasks):
     sparse = len(batches.indptr) > 0
     longest = int(np.diff(batches.indptr).max(initial=0)) if sparse else 0  # MNIST: ~300 of 784
     per_task = batch_size * longest
-    return Scratch(acts=np.empty(batch_size * width, dtype),
-                   deltas=np.empty(batch_size * width, dtype),
+    return Scratch(acts=line_aligned(batch_size * width, dtype),  # rows start cache lines
+                   deltas=line_aligned(batch_size * width, dtype),
                    labels=np.empty(batch_size, np.int64),
                    xb=np.empty(0 if sparse else batch_size * batches.x.shape[1], dtype),
                    batch_cols=np.empty((batch_size, longest), batches.indices.dtype),

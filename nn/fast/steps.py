@@ -72,6 +72,25 @@ def param_views(flat, shapes):
     return views
 
 
+#: Bytes of a cache line (and of an AVX-512 register).
+LINE = 64
+
+
+def line_aligned(shape, dtype):
+    """An uninitialized array whose first item starts a cache line (speed only).
+
+    NumPy aligns to 16 bytes; with the flat weights 16 bytes off a line,
+    every 64-byte load of a W1 row straddles two lines, and the compiled
+    steps took 1.11x as long (paired epochs). Rows of 128 float32 then all
+    start lines, as do their gradients, moments and the activations.
+    """
+    dtype = np.dtype(dtype)
+    count = int(np.prod(shape))
+    raw = np.empty(count * dtype.itemsize + LINE, np.uint8)
+    start = -raw.ctypes.data % LINE
+    return raw[start:start + count * dtype.itemsize].view(dtype).reshape(shape)
+
+
 def nonzero_rows(x):
     """x (N, I) as compressed rows -> (indptr (N+1,) int64, indices uint16 or int32, values).
 

@@ -42,6 +42,14 @@ def test_nonzero_rows_keeps_every_nonzero_in_row_order(dtype, rng):
     np.testing.assert_array_equal(dense, x)
 
 
+@pytest.mark.parametrize("shape, dtype", [(7, np.float32), ((3, 5), np.float64), (1, np.int64)])
+def test_line_aligned_arrays_start_a_cache_line(shape, dtype):
+    for _ in range(5):  # NumPy's own allocations land on 16-byte steps: any of them must do
+        a = twin.line_aligned(shape, dtype)
+        assert a.ctypes.data % 64 == 0 and a.shape == np.empty(shape).shape and a.dtype == dtype
+        assert a.flags.c_contiguous and a.flags.writeable
+
+
 def test_nonzero_rows_of_more_than_65536_columns_count_in_int32():
     x = np.zeros((2, (1 << 16) + 1), np.float32)
     x[1, -1] = x[0, 3] = 1  # the last column's number does not fit in uint16
