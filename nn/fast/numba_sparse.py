@@ -15,6 +15,8 @@ than it saves), so a step is:
 
 Every sum has one fixed order whatever the number of threads, so the result
 does not depend on it. Skipped terms are exact zeros: they change no sum.
+Each step also asks the CPU for the next step's compressed rows
+(prefetch_ahead), which a real epoch draws from all of x, not from cache.
 
 serial_steps takes the same steps on one thread, calling the task bodies
 in turn with no parallel region: it compiles in about half the time (a parfor
