@@ -44,7 +44,7 @@ def scratch_for(chain, batches, tasks):
                    batch_vals=np.empty((batch_size, longest), dtype),
                    counts=np.empty(batch_size, np.int64),
                    starts=np.empty((tasks if sparse else 0, n_in + 1), np.int64),
-                   cols=np.empty((tasks if sparse else 0, per_task), np.int32),  # batch rows
+                   cols=np.empty((tasks if sparse else 0, per_task), np.uint32),  # batch rows: unsigned, no wrap test
                    vals=np.empty((tasks if sparse else 0, per_task), dtype))
 
 
