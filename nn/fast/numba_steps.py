@@ -121,8 +121,8 @@ def _parallel_compiled(chain):
     """Whether sparse_steps is compiled in this process for this chain's types.
 
     Once it is, one thread takes it too (as one task): a step of it took
-    0.87-0.89 of serial_steps' on one thread, for the same bits (paired
-    shuffled epochs in one process, alternating which runs first). Calling
+    0.87 of serial_steps' on one thread, for the same bits (paired shuffled
+    epochs in one process, alternating which runs first). Calling
     the parallel first_layer_update from serial_steps alone gave 0.86: LLVM
     inlines the whole serial loop into one function, and optimizes the
     first-layer update worse there than in the parallel region's own one.
