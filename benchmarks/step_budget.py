@@ -15,7 +15,12 @@ excluded):
 - Adam: the update of all 104,938 parameters (serial);
 - parallel region: entering and leaving an empty prange of `threads` tasks
   (a step enters two);
-- whole step: sparse_step as train_steps calls it;
+- whole step: sparse_step as train_steps calls it, on one batch again and again;
+- whole step, an epoch's batches: train_steps' compiled loops over a shuffled
+  epoch, a new batch each step, as in training (its compressed rows come
+  from memory, not from cache: the difference from the line above);
+  serial_steps (a run's first chunks) and sparse_steps (once compiled, on
+  any thread count);
 - Python per chunk: an epoch through FusedTrainer.run_epoch minus the time
   inside train_steps, per chunk (packing weights, Adam's alphas, the hooks).
 
@@ -35,9 +40,9 @@ from numba import njit, prange
 from nn.fast.numba_fused import _backward_from, _forward, _loss_gradient, adam_flat, layout
 from nn.fast.numba_kernels import set_blas_threads
 from nn.fast.numba_sparse import (_input_columns, _rows_times, first_layer_rows,
-                                  first_layer_update, sparse_step)
-from nn.fast.numba_steps import scratch_for
-from nn.fast.steps import Batches, Chain, nonzero_rows
+                                  first_layer_update, serial_steps, sparse_step)
+from nn.fast.numba_steps import scratch_for, sparse_steps
+from nn.fast.steps import AdamSteps, Batches, Chain, line_aligned, nonzero_rows
 
 REPEATS = 200
 ROUNDS = 7
@@ -116,9 +121,12 @@ def state(x, y, batch_size, pieces):
 
     model = dense_chain((784, 128, 32, 10), "numba")
     shapes = np.array([(784, 128), (128, 32), (32, 10)], np.int64)
-    w = np.concatenate([a.ravel() for lyr in model.layers[1:] for a in lyr.params.values()])
-    chain = Chain(shapes, np.array([True, True, False]), w, np.zeros_like(w), np.zeros_like(w),
-                  np.zeros_like(w))
+    flats = [line_aligned(104938, np.float32) for _ in range(4)]  # as the trainer's
+    w = flats[0]
+    np.concatenate([a.ravel() for lyr in model.layers[1:] for a in lyr.params.values()], out=w)
+    for flat in flats[1:]:
+        flat[:] = 0
+    chain = Chain(shapes, np.array([True, True, False]), *flats)
     idx = np.arange(batch_size, dtype=np.int64)
     batches = Batches(x, y, idx, batch_size, *nonzero_rows(x))
     scratch = scratch_for(chain, batches, pieces)
@@ -145,6 +153,24 @@ def time_phase(func, s):
     return statistics.median(times)
 
 
+def epoch_steps(s, x, y, batch_size, loop):
+    """Median microseconds a step of a compiled steps loop over whole shuffled epochs.
+
+    loop: serial_steps or sparse_steps, called as train_steps calls them.
+    """
+    order = np.random.default_rng(0).permutation(len(x)).astype(np.int64)
+    batches = s.batches._replace(order=order)
+    steps = len(x) // batch_size
+    adam = AdamSteps(np.full(steps, s.adam[0]), *s.adam[1:])
+    losses, correct = np.empty(steps, x.dtype), np.empty(steps, np.int64)
+    times = []
+    for _ in range(4):  # the first compiles and warms up
+        start = time.perf_counter()
+        loop(s.chain, batches, 0, adam, s.scratch, s.pieces, losses, correct)
+        times.append((time.perf_counter() - start) / steps * 1e6)
+    return statistics.median(times[1:])
+
+
 def python_per_chunk(x, y, batch_size, threads):
     """Microseconds per chunk that run_epoch spends outside train_steps, over one epoch."""
     from nn.fast import trainer
@@ -165,7 +191,7 @@ def python_per_chunk(x, y, batch_size, threads):
             inner.append(time.perf_counter() - start)
 
     fused.steps = Timed()
-    order = np.arange(len(x), dtype=np.int64)
+    order = np.random.default_rng(0).permutation(len(x)).astype(np.int64)  # as fit shuffles
     fused.run_epoch(x, y, order, batch_size, [])  # warm-up
     inner.clear()
     start = time.perf_counter()
@@ -179,6 +205,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", default=f"1,{numba.config.NUMBA_NUM_THREADS}")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--only", default="", help="time only the phases whose names contain this")
     args = parser.parse_args()
     (x, y), _ = load_mnist()
     x = np.ascontiguousarray(x.reshape(len(x), -1))
@@ -196,10 +223,22 @@ def main():
         for name, func in PHASES:
             if threads > 1 and name in ("later layers and loss", "first-layer gradient", "Adam"):
                 continue  # serial phases: the same code on any thread count
+            if args.only not in name:
+                continue
             rows.append({"threads": threads, "phase": name, "us": time_phase(func, s),
                          "work": work.get(name, "")})
             print(f"threads {threads}  {name:40s} {rows[-1]['us']:8.1f} us  {rows[-1]['work']}",
                   flush=True)
+        if args.only and args.only not in "whole step, an epoch's batches; Python per chunk":
+            continue
+        for name, loop in (("serial_steps", serial_steps), ("sparse_steps", sparse_steps)):
+            if threads > 1 and loop is serial_steps:
+                continue  # one thread only
+            rows.append({"threads": threads, "phase": f"whole step, an epoch's batches ({name})",
+                         "us": epoch_steps(s, x, y, args.batch_size, loop),
+                         "work": "compiled loop, shuffled order"})
+            print(f"threads {threads}  {rows[-1]['phase']:40s} {rows[-1]['us']:8.1f} us  "
+                  f"{rows[-1]['work']}", flush=True)
         per_chunk, chunks, epoch = python_per_chunk(x, y, args.batch_size, threads)
         rows.append({"threads": threads, "phase": "Python per chunk", "us": per_chunk,
                      "work": f"{chunks} chunks, epoch {epoch:.3f} s"})

@@ -158,7 +158,7 @@ def test_nonzero_rows_by_blocks_equals_them_at_once(images, rng, monkeypatch):
     images[9] = 0  # a row with no nonzero
     x = scale_images(images).reshape(50, -1)
     mask = x != 0  # the obvious way, all at once
-    columns = np.broadcast_to(np.arange(784, dtype=np.int32), x.shape)[mask]
+    columns = np.broadcast_to(np.arange(784, dtype=np.uint16), x.shape)[mask]  # 784 columns: uint16
     want = (np.concatenate([[0], np.cumsum(mask.sum(axis=1))]), columns, x[mask])
     for got in (nonzero_rows(x), nonzero_rows(ScaledImages(images).reshape(50, -1))):
         for a, b in zip(got, want):

@@ -15,6 +15,8 @@ than it saves), so a step is:
 
 Every sum has one fixed order whatever the number of threads, so the result
 does not depend on it. Skipped terms are exact zeros: they change no sum.
+Each step also asks the CPU for the next step's compressed rows
+(prefetch_ahead), which a real epoch draws from all of x, not from cache.
 
 serial_steps takes the same steps on one thread, calling the task bodies
 in turn with no parallel region: it compiles in about half the time (a parfor
@@ -56,6 +58,54 @@ def _stack_buffer(typingctx, size, dtype):
         return cgutils.alloca_once(builder, item, size=ir.Constant(ir.IntType(64), count))
 
     return types.CPointer(dtype.dtype)(size, dtype), codegen
+
+
+@intrinsic
+def _prefetch(typingctx, array, i):
+    """Ask the CPU to start loading array[i]'s cache line (x86 prefetcht0): a hint that
+    reads nothing and changes nothing, so any index is safe."""
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        byte = ir.IntType(8).as_pointer()
+        fetch = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+            ir.VoidType(), [byte] + [ir.IntType(32)] * 3), "llvm.prefetch.p0")
+        # (address, 0: read, 3: keep in every cache level, 1: data)
+        builder.call(fetch, [builder.bitcast(builder.gep(data, [args[1]]), byte),
+                             *(ir.IntType(32)(k) for k in (0, 3, 1))])
+        return context.get_dummy_value()
+
+    return types.void(array, i), codegen
+
+
+@njit(**JIT)
+def _batch_rows(batches, step):
+    """The rows of x in step `step`'s batch (empty past the epoch's end)."""
+    start = min(step * batches.batch_size, batches.order.shape[0])
+    return batches.order[start:min(start + batches.batch_size, batches.order.shape[0])]
+
+
+@njit(**JIT)
+def prefetch_ahead(batches, step):
+    """Start loading what the next two steps after `step` read first from memory.
+
+    A real epoch's batch is 32 rows drawn from all of x's compressed rows (57
+    MiB for MNIST): about 1,300 cache lines that are in no cache, a stall of
+    about 15% of the step when each is asked for only as the step reaches it.
+    So each step asks early for step + 1's compressed rows (their indptr entries
+    were asked for a step before) and for step + 2's indptr entries and labels.
+    """
+    indptr, indices, values = batches.indptr, batches.indices, batches.values
+    for r in _batch_rows(batches, step + 2):
+        _prefetch(indptr, r)
+        _prefetch(batches.y, r)
+    for r in _batch_rows(batches, step + 1):
+        lo, hi = indptr[r], indptr[r + 1]
+        for c in range(lo, hi, 64 // indices.itemsize):
+            _prefetch(indices, c)
+        for c in range(lo, hi, 64 // values.itemsize):
+            _prefetch(values, c)
+        _prefetch(indices, hi - 1)  # the row's last line, when lo is not on a line's start
+        _prefetch(values, hi - 1)
 
 
 @njit(**JIT_MATMUL)
@@ -226,6 +276,7 @@ def serial_steps(chain, batches, first_step, adam, scratch, pieces, losses, corr
     for s in range(adam.alphas.shape[0]):
         start = (first_step + s) * batches.batch_size
         idx = batches.order[start:min(start + batches.batch_size, batches.x.shape[0])]
+        prefetch_ahead(batches, first_step + s)
         rows = idx.shape[0]
         for b in range(rows):
             scratch.labels[b] = batches.y[idx[b]]

@@ -33,9 +33,9 @@ from nn.fast.config import CACHE, JIT
 from nn.fast.numba_fused import Scratch, _backward_from, _forward, _loss_gradient, dense_step, layout
 from nn.fast.numba_kernels import MAX_THREADS, warm_up
 from nn.fast.numba_kernels import threads as thread_counts  # noqa: F401  (the trainer's knob)
-from nn.fast.numba_sparse import _rows_task, _update_task, serial_steps, sparse_step
+from nn.fast.numba_sparse import _rows_task, _update_task, prefetch_ahead, serial_steps, sparse_step
 from nn.fast.steps import AdamSteps, Batches, Chain
-from nn.fast.steps import nonzero_rows  # noqa: F401  (NumPy: a compiled loop took longer than it saves)
+from nn.fast.steps import line_aligned, nonzero_rows  # noqa: F401  (NumPy: a compiled loop took longer than it saves)
 
 NAME = "numba"
 
@@ -49,15 +49,15 @@ def scratch_for(chain, batches, tasks):
     sparse = len(batches.indptr) > 0
     longest = int(np.diff(batches.indptr).max(initial=0)) if sparse else 0  # MNIST: ~300 of 784
     per_task = batch_size * longest
-    return Scratch(acts=np.empty(batch_size * width, dtype),
-                   deltas=np.empty(batch_size * width, dtype),
+    return Scratch(acts=line_aligned(batch_size * width, dtype),  # rows start cache lines
+                   deltas=line_aligned(batch_size * width, dtype),
                    labels=np.empty(batch_size, np.int64),
                    xb=np.empty(0 if sparse else batch_size * batches.x.shape[1], dtype),
-                   batch_cols=np.empty((batch_size, longest), np.int32),
+                   batch_cols=np.empty((batch_size, longest), batches.indices.dtype),
                    batch_vals=np.empty((batch_size, longest), dtype),
                    counts=np.empty(batch_size, np.int64),
                    starts=np.empty((tasks if sparse else 0, n_in + 1), np.int64),
-                   cols=np.empty((tasks if sparse else 0, per_task), np.int32),
+                   cols=np.empty((tasks if sparse else 0, per_task), np.uint32),  # batch rows: unsigned, no wrap test
                    vals=np.empty((tasks if sparse else 0, per_task), dtype))
 
 
@@ -73,6 +73,7 @@ def sparse_steps(chain, batches, first_step, adam, scratch, pieces, losses, corr
     at = layout(chain.shapes)
     for s in range(adam.alphas.shape[0]):
         step = (adam.alphas[s], adam.one_minus_beta_1, adam.one_minus_beta_2, adam.epsilon)
+        prefetch_ahead(batches, first_step + s)
         losses[s], correct[s] = sparse_step(chain, batches, _batch(batches, first_step, s), step,
                                             scratch, at, pieces)
 
@@ -123,13 +124,29 @@ def train_steps(chain, batches, first_step, adam, threads, losses, correct, scra
         return
     if len(scratch.starts) < pieces:  # the compiled loops do not check bounds
         raise ValueError(f"scratch for {len(scratch.starts)} tasks, not {pieces}")
-    if pieces == 1:
+    if pieces == 1 and not _parallel_compiled(chain):
         args = (chain, batches, first_step, adam, scratch, 1, losses, correct)
         if _helper is not None and not serial_steps.signatures:
             _compile_serial(args)
         serial_steps(*args)
     else:
         sparse_steps(chain, batches, first_step, adam, scratch, pieces, losses, correct)
+
+
+def _parallel_compiled(chain):
+    """Whether sparse_steps is compiled in this process for this chain's types.
+
+    Once it is, one thread takes it too (as one task): a step of it took
+    0.87 of serial_steps' on one thread, for the same bits (paired shuffled
+    epochs in one process, alternating which runs first). Calling
+    the parallel first_layer_update from serial_steps alone gave 0.86: LLVM
+    inlines the whole serial loop into one function, and optimizes the
+    first-layer update worse there than in the parallel region's own one.
+    """
+    # By the dtype of chain.w (Chain's third field): numba.typeof(chain) takes
+    # 0.1 ms. A miss on some other type would only compile, never misreckon.
+    dtype = numba.from_dtype(chain.w.dtype)
+    return any(sig[0].types[2].dtype == dtype for sig in sparse_steps.signatures)
 
 
 def compile_parallel(chain, batches, adam, scratch, losses, correct):
@@ -189,8 +206,8 @@ def example_args(dtype):
     params = np.zeros(12, dtype)
     chain = Chain(shapes, np.array([True, False]), params, params.copy(), params.copy(), params.copy())
     x = np.ones((2, 2), dtype)
-    batches = Batches(x, np.zeros(2, np.int64), np.arange(2, dtype=np.int64), 2,
-                      np.array([0, 2, 4], np.int64), np.array([0, 1, 0, 1], np.int32), x.ravel())
+    # The compressed rows as the trainer makes them (their column dtype included).
+    batches = Batches(x, np.zeros(2, np.int64), np.arange(2, dtype=np.int64), 2, *nonzero_rows(x))
     adam = AdamSteps(np.ones(1, dtype), f(0.1), f(0.001), f(1e-7))
     return (chain, batches, 0, adam, scratch_for(chain, batches, 2), 1, np.empty(1, dtype),
             np.empty(1, np.int64))

