@@ -14,8 +14,9 @@ step ABORT times slower than a step on the chosen count ends the probe as a
 loss at once: under load a probe then costs one step, not PROBE_STEPS. The
 risks are not symmetric: too few threads cost at most a factor of the core
 count, too many under load can cost fifty, so moving to fewer threads takes
-one faster measure and moving to more takes two probes in a row that win
-clearly. A probe that loses waits twice as long before the next (up to
+one probe faster than the chosen count's last two parts (a lone slow part is
+often a blip; a load that stays slows the next part too) and moving to more
+takes two probes in a row that win clearly. A probe that loses waits twice as long before the next (up to
 MAX_WAIT parts). A run starts on one thread, the safe count, and the first
 part (which compiles) is never timed. While `cap` is set, no count above it
 is offered: the trainer caps at one thread until the parallel steps are
@@ -47,6 +48,7 @@ class ThreadChoice:
     def __init__(self, most, adaptive=True):
         self.counts = sorted({1, max(1, most // 2), most}) if adaptive else [most]
         self.per_step = {}  # thread count -> seconds per step, as last measured
+        self.previous = {}  # thread count -> seconds per step, as measured the part before
         self.best = self.counts[0]  # the safe start: more threads must prove themselves
         self.wait, self.gap, self.turn, self.wins = 0, 1, 0, 0
         self.warm = False  # the first call compiles and warms caches: never timed
@@ -91,12 +93,16 @@ class ThreadChoice:
         before, now = self.per_step.get(threads), seconds / steps
         self.per_step[threads] = now
         if threads == self.best:
+            if before is not None:
+                self.previous[threads] = before
             if before is not None and now > SLOWER * before and threads > self.counts[0]:
                 self.wait, self.gap = 0, 1  # slower than it was: the load changed
             return
         best_now = self.per_step.get(self.best, float("inf"))
-        if threads < self.best:  # fewer threads: safe, one faster measure moves
-            won = now < best_now
+        if threads < self.best:  # fewer threads: faster than the chosen count's last two parts
+            # One slow part is often a blip (another process's moment); a load that
+            # stays makes the next part slow too, and the probe after it wins.
+            won = now < min(best_now, self.previous.get(self.best, best_now))
         else:  # more threads: risky, two clear wins in a row
             self.wins = self.wins + 1 if now < CLEAR_WIN * best_now else 0
             won = self.wins >= 2
@@ -105,6 +111,8 @@ class ThreadChoice:
             self.wait = self.gap
         elif threads > self.best and self.wins:  # a first clear win: retry soon
             self.wait = 0
+        elif threads < self.best and best_now > SLOWER * self.previous.get(self.best, best_now):
+            self.wait = 1  # the chosen count's last part was slow: probe again after the next
         else:
             self._lost()
 

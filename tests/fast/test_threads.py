@@ -50,11 +50,29 @@ def test_under_load_a_probe_costs_one_step():
     choice = ThreadChoice(2)
     run(choice, 300, QUIET)
     assert choice.best == 2
-    run(choice, 100, BUSY)  # the load arrives: back to one thread within a part
+    run(choice, 150, BUSY)  # the load arrives: back to one thread after two parts
     assert choice.best == 1
     taken = run(choice, 6000, BUSY)  # four epochs: each probe ends after its warming step
     assert taken[2] <= 8  # probes after 1, 2, 4 ... 64 parts: one step each (six here)
     assert choice.best == 1
+
+
+def test_one_slow_part_is_a_blip_and_does_not_move_to_one_thread():
+    choice = ThreadChoice(2)
+    run(choice, 1500, QUIET)
+    assert choice.best == 2
+    threads, count = choice.part(128)
+    assert threads == 2
+    choice.record(2, count, count * 8e-4)  # one part 8x slower (another process's moment)
+    taken = run(choice, 256, QUIET)  # the probe of one thread after it, then quiet parts
+    assert choice.best == 2 and taken[1] <= 4 * (1 + 8)  # probes only (backing off again), no part
+
+
+def test_a_load_that_stays_moves_to_one_thread_within_two_parts():
+    choice = ThreadChoice(2)
+    run(choice, 1500, QUIET)
+    taken = run(choice, 200, BUSY)
+    assert choice.best == 1 and taken[2] <= 2 * 32 + 2  # two slow parts, two probe steps
 
 
 def test_noise_never_moves_to_more_threads_on_one_lucky_probe():
