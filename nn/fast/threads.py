@@ -6,40 +6,55 @@ steps. On a quiet machine every core wins; when another process is busy on
 the same cores, a parallel region waits at its barrier for a thread that has
 lost its core, for up to a scheduler time slice (milliseconds, against a step
 of about 0.1 ms), and one thread is many times faster. No setting is right
-for both, so `ThreadChoice` measures. A chunk runs in parts of PART_STEPS
-steps on the count with the lowest measured seconds per step; now and then it
-probes another count: one warming step, untimed (idle threads sleep, and
-waking them costs a step or two), then PROBE_STEPS timed steps. A warming
-step ABORT times slower than a step on the chosen count ends the probe as a
-loss at once: under load a probe then costs one step, not PROBE_STEPS. The
-risks are not symmetric: too few threads cost at most a factor of the core
-count, too many under load can cost fifty, so moving to fewer threads takes
-one probe faster than the chosen count's last two parts (a lone slow part is
-often a blip; a load that stays slows the next part too) and moving to more
-takes two probes in a row that win clearly. A probe that loses waits twice as long before the next (up to
-MAX_WAIT parts). A run starts on one thread, the safe count, and the first
-part (which compiles) is never timed. While `cap` is set, no count above it
-is offered: the trainer caps at one thread until the parallel steps are
-compiled.
+for both, so `ThreadChoice` measures.
+
+A chunk runs in parts of PART_STEPS steps on the chosen count; each part is
+timed, and the count's usual time is the median of its last USUAL parts.
+Now and then another count is probed: one warming step, untimed (idle
+threads sleep, and waking them costs a step or two), then PROBE_STEPS timed
+steps. A warming step ABORT times slower than the chosen count's step ends
+the probe as a loss at once, so under load a probe costs one step. The
+SETTLE parts on the chosen count after a probe are not timed: measured here
+at batch 32, the two parts of two threads after a one-thread probe took about
+twice their usual time (the weights and moments moving back between the
+cores' caches, most likely), and timed they made the probe look like a win.
+
+The risks are not symmetric: too few threads cost at most a factor of the
+core count, too many under load can cost fifty. So moving to more threads
+takes two probes in a row that beat the usual time clearly; moving to fewer
+takes one probe that beats it; and a part LOADED times slower than the usual
+(a barrier waiting for time slices: 15-300x here, where a blip was at most 6x
+and a probe's after-effect about 2x) is taken as a new load: fewer threads are probed at
+once, against that part. A probe that loses waits twice as long before the
+next (up to MAX_WAIT parts). A run starts on one thread, the safe count, and
+its first part (which compiles) is never timed. While `cap` is set, no count
+above it is offered: the trainer caps at one thread until the parallel steps
+are compiled.
 """
+
+import statistics
 
 #: Timed steps of a probe of another count, after its warming step: long
 #: enough to time (about 0.8 ms at batch 32 on a quiet machine); under load
 #: the warming step has usually ended the probe before them.
 PROBE_STEPS = 8
-#: A warming step this much slower than a step on the chosen count ends the
+#: A warming step this much slower than the chosen count's step ends the
 #: probe: waking threads costs about a step here, a barrier under load 30-100
 #: (a scheduler time slice, 10-30 ms, against a step of 0.1-0.3 ms).
 ABORT = 8
 #: Steps of a part on the chosen count: a wrong choice costs at most this many.
 PART_STEPS = 32
+#: Parts whose median is a count's usual time per step.
+USUAL = 3
+#: Untimed parts on the chosen count after a probe.
+SETTLE = 2
 #: The longest wait, in parts, between probes.
 MAX_WAIT = 64
 #: More threads must be this much faster a step, twice in a row, to be chosen.
 CLEAR_WIN = 0.8
-#: A part this much slower a step than the last one on the same count means
-#: the load changed: probe fewer threads at once.
-SLOWER = 1.5
+#: A part this much slower a step than the count's usual means a new load:
+#: a barrier waiting for time slices is 15-300x here; blips seen were up to 6x.
+LOADED = 10.0
 
 
 class ThreadChoice:
@@ -47,73 +62,86 @@ class ThreadChoice:
 
     def __init__(self, most, adaptive=True):
         self.counts = sorted({1, max(1, most // 2), most}) if adaptive else [most]
-        self.per_step = {}  # thread count -> seconds per step, as last measured
-        self.previous = {}  # thread count -> seconds per step, as measured the part before
+        self.parts = {}  # thread count -> seconds per step of its last USUAL timed parts
+        self.probed = {}  # thread count -> seconds per step of its last probe
         self.best = self.counts[0]  # the safe start: more threads must prove themselves
         self.wait, self.gap, self.turn, self.wins = 0, 1, 0, 0
         self.warm = False  # the first call compiles and warms caches: never timed
         self.cap = None  # the most threads offered now (None: every count)
         self.warming = None  # the count a probe's untimed warming step runs on
         self.timing = None  # the count whose warming step passed: time it next
+        self.settle = 0  # untimed parts left after a probe
+        self.loaded = None  # seconds per step of a part that signalled a new load
+
+    def usual(self, threads):
+        """Seconds per step usual for `threads` (median of its last parts), or None."""
+        times = self.parts.get(threads)
+        return statistics.median(times) if times else None
 
     def part(self, steps):
         """(threads, count): how many of the remaining `steps` steps to run next, on how many threads."""
         if len(self.counts) == 1 or (self.cap is not None and self.cap <= self.counts[0]):
             return self.best, steps
-        if not self.warm:  # compiles: untimed, short and on the safe count
-            return self.best, min(PART_STEPS, steps)
-        if self.best not in self.per_step:  # measure the chosen count before any probe
-            return self.best, min(PART_STEPS, steps)
+        if not self.warm or self.settle or self.best not in self.parts:
+            return self.best, min(PART_STEPS, steps)  # untimed, settling, or measure it first
         if self.timing is not None:
             return self.timing, min(PROBE_STEPS, steps)
         if self.wait > 0:
             self.wait -= 1
             return self.best, min(PART_STEPS, steps)
         offered = [c for c in self.counts if self.cap is None or c <= self.cap]
-        untried = [c for c in offered if c not in self.per_step and c != self.best]
-        others = untried or [c for c in offered if c != self.best]
+        others = [c for c in offered if c != self.best]
+        if self.loaded is not None:  # a new load: fewer threads first
+            others = [c for c in others if c < self.best] or others
+        else:
+            others = [c for c in others if c not in self.probed] or others
         self.turn += 1
         self.warming = others[self.turn % len(others)]
         return self.warming, 1
 
     def record(self, threads, steps, seconds):
         """Note that `steps` steps on `threads` threads took `seconds`."""
+        now = seconds / steps
         if not self.warm:
             self.warm = True
             return
         if threads == self.warming:  # a probe's first step: not a measure, unless hopeless
             self.warming = None
-            if seconds / steps <= ABORT * self.per_step.get(self.best, float("inf")):
+            if now <= ABORT * (self.usual(self.best) or float("inf")):
                 self.timing = threads
-                return
-            self.per_step[threads] = seconds / steps
-            self._lost()
+            else:
+                self.probed[threads] = now
+                self._lost()
             return
-        self.timing = None
-        before, now = self.per_step.get(threads), seconds / steps
-        self.per_step[threads] = now
-        if threads == self.best:
-            if before is not None:
-                self.previous[threads] = before
-            if before is not None and now > SLOWER * before and threads > self.counts[0]:
-                self.wait, self.gap = 0, 1  # slower than it was: the load changed
+        if threads == self.timing:
+            self.timing = None
+            self.probed[threads] = now
+            self._judge(threads, now)
             return
-        best_now = self.per_step.get(self.best, float("inf"))
-        if threads < self.best:  # fewer threads: faster than the chosen count's last two parts
-            # One slow part is often a blip (another process's moment); a load that
-            # stays makes the next part slow too, and the probe after it wins.
-            won = now < min(best_now, self.previous.get(self.best, best_now))
+        if self.settle:
+            self.settle -= 1
+            return
+        usual = self.usual(threads)
+        self.parts[threads] = (self.parts.get(threads, []) + [now])[-USUAL:]
+        if usual is not None and now > LOADED * usual and threads > self.counts[0]:
+            self.loaded, self.wait, self.gap = now, 0, 1  # a new load: probe fewer threads now
+
+    def _judge(self, threads, now):
+        """A timed probe of `threads` took `now` seconds a step: move, retry, or back off."""
+        usual = self.usual(self.best)
+        if threads < self.best:  # fewer threads: safe, one faster probe moves
+            won = now < (self.loaded if self.loaded is not None else usual)
         else:  # more threads: risky, two clear wins in a row
-            self.wins = self.wins + 1 if now < CLEAR_WIN * best_now else 0
+            self.wins = self.wins + 1 if now < CLEAR_WIN * usual else 0
             won = self.wins >= 2
+        self.loaded = None
         if won:
-            self.best, self.gap, self.wins = threads, 1, 0
-            self.wait = self.gap
-        elif threads > self.best and self.wins:  # a first clear win: retry soon
-            self.wait = 0
-        elif threads < self.best and best_now > SLOWER * self.previous.get(self.best, best_now):
-            self.wait = 1  # the chosen count's last part was slow: probe again after the next
+            self.best, self.gap, self.wins, self.wait = threads, 1, 0, 1
+            self.parts[threads] = [now]  # its usual from here on: the probe, then its parts
+        elif self.wins:  # a first clear win: retry after one part
+            self.wait = 1
         else:
+            self.settle = SETTLE
             self._lost()
 
     def _lost(self):

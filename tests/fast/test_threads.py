@@ -3,19 +3,23 @@
 from nn.fast.threads import ThreadChoice
 
 
-def run(choice, steps, seconds_per_step, chunk=128, wake=0.0):
+def run(choice, steps, seconds_per_step, chunk=128, wake=0.0, back=0.0):
     """Run `steps` steps in chunks through choice with fake timings; steps per thread count.
 
     wake: seconds added to a part on more than one thread that follows a part
-    on another count (its idle threads were asleep).
+    on another count (its idle threads were asleep). back: seconds added to a
+    whole part (32 steps or more) that follows a part on another count, as
+    measured here after a probe (about 4 ms at batch 32).
     """
     taken, last = {}, None
     for first in range(0, steps, chunk):
         left = min(chunk, steps - first)
         while left > 0:
             threads, count = choice.part(left)
-            woken = wake if threads > 1 and threads != last else 0.0
-            choice.record(threads, count, count * seconds_per_step[threads] + woken)
+            extra = 0.0
+            if threads != last and last is not None:
+                extra = (wake if threads > 1 else 0.0) + (back if count >= 32 else 0.0)
+            choice.record(threads, count, count * seconds_per_step[threads] + extra)
             last = threads
             taken[threads] = taken.get(threads, 0) + count
             left -= count
@@ -33,7 +37,7 @@ def test_a_quiet_machine_keeps_every_core_and_a_busy_one_moves_to_one_thread():
     taken = run(choice, 1500, QUIET)
     assert taken[1] <= 40  # probes back off: a few steps in all
     taken = run(choice, 1500, BUSY)
-    assert choice.best == 1 and taken[2] <= 32 + 40  # one part, then only short probes
+    assert choice.best == 1 and taken[2] <= 3 * 32 + 10  # three parts, then one-step probes
     run(choice, 3000, QUIET)  # the load goes: every core again, after two clear wins
     assert choice.best == 2
 
@@ -46,11 +50,21 @@ def test_waking_idle_threads_is_not_held_against_them():
     assert choice.best == 2
 
 
+def test_the_part_after_a_probe_pays_for_moving_caches_back_and_is_not_held_against_it():
+    # Measured here: a two-thread part right after a one-thread probe took
+    # 2x its usual time (probably the weights moving back between the cores' caches).
+    choice = ThreadChoice(2)
+    run(choice, 1500, {1: 1.3e-4, 2: 1e-4}, back=4e-3)
+    assert choice.best == 2
+    taken = run(choice, 6000, {1: 1.3e-4, 2: 1e-4}, back=4e-3)
+    assert choice.best == 2 and taken[1] <= 10 * 9  # probes only, backing off
+
+
 def test_under_load_a_probe_costs_one_step():
     choice = ThreadChoice(2)
     run(choice, 300, QUIET)
     assert choice.best == 2
-    run(choice, 150, BUSY)  # the load arrives: back to one thread after two parts
+    run(choice, 150, BUSY)  # the load arrives: back to one thread after three parts
     assert choice.best == 1
     taken = run(choice, 6000, BUSY)  # four epochs: each probe ends after its warming step
     assert taken[2] <= 8  # probes after 1, 2, 4 ... 64 parts: one step each (six here)
@@ -63,16 +77,18 @@ def test_one_slow_part_is_a_blip_and_does_not_move_to_one_thread():
     assert choice.best == 2
     threads, count = choice.part(128)
     assert threads == 2
-    choice.record(2, count, count * 8e-4)  # one part 8x slower (another process's moment)
+    choice.record(2, count, count * 6e-4)  # one part 6x slower (the worst blip seen here)
     taken = run(choice, 256, QUIET)  # the probe of one thread after it, then quiet parts
-    assert choice.best == 2 and taken[1] <= 4 * (1 + 8)  # probes only (backing off again), no part
+    assert choice.best == 2 and taken.get(1, 0) <= 4 * (1 + 8)  # probes at most, never a part
 
 
-def test_a_load_that_stays_moves_to_one_thread_within_two_parts():
+def test_a_load_that_stays_moves_to_one_thread_within_three_parts():
     choice = ThreadChoice(2)
     run(choice, 1500, QUIET)
     taken = run(choice, 200, BUSY)
-    assert choice.best == 1 and taken[2] <= 2 * 32 + 2  # two slow parts, two probe steps
+    # a slow part, the probe it prompts (which loses to the part before), the
+    # untimed part after that probe, a slow part again, and the probe that wins
+    assert choice.best == 1 and taken[2] <= 3 * 32 + 2
 
 
 def test_noise_never_moves_to_more_threads_on_one_lucky_probe():
@@ -85,7 +101,7 @@ def test_the_first_call_is_never_timed_and_a_fixed_count_never_probes():
     choice = ThreadChoice(2)
     assert choice.part(128) == (1, 32)  # the safe count, one part
     choice.record(1, 32, 30.0)  # compilation: not a measure of the count
-    assert choice.per_step == {}
+    assert choice.parts == {}
     assert run(ThreadChoice(3, adaptive=False), 500, {3: 1.0}) == {3: 500}
     assert ThreadChoice(4).counts == [1, 2, 4]
 
