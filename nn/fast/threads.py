@@ -11,8 +11,9 @@ for both, so `ThreadChoice` measures.
 A chunk runs in parts of PART_STEPS steps on the chosen count; each part is
 timed, and the count's usual time is the median of its last USUAL parts.
 Now and then another count is probed: one warming step, untimed (idle
-threads sleep, and waking them costs a step or two), then PROBE_STEPS timed
-steps. A warming step ABORT times slower than the chosen count's step ends
+threads sleep, and waking them costs a step or two), then timed steps worth
+about PROBE_SECONDS on the chosen count (at most PROBE_STEPS: 8 at batch 32,
+1 at batch 1024, whose chunks are 4 steps). A warming step ABORT times slower than the chosen count's step ends
 the probe as a loss at once, so under load a probe costs one step. The
 SETTLE parts on the chosen count after a probe are not timed: measured here
 at batch 32, the two parts of two threads after a one-thread probe took about
@@ -34,10 +35,13 @@ are compiled.
 
 import statistics
 
-#: Timed steps of a probe of another count, after its warming step: long
-#: enough to time (about 0.8 ms at batch 32 on a quiet machine); under load
-#: the warming step has usually ended the probe before them.
+#: Timed steps of a probe of another count, after its warming step: at most
+#: this many, and no more than take about PROBE_SECONDS on the chosen count:
+#: long enough to time, and no longer (a step at batch 1024 takes 2-4 ms, and
+#: its chunk is 4 steps: eight-step probes spent whole chunks on the other
+#: count). Under load the warming step has usually ended the probe before them.
 PROBE_STEPS = 8
+PROBE_SECONDS = 0.8e-3
 #: A warming step this much slower than the chosen count's step ends the
 #: probe: waking threads costs about a step here, a barrier under load 30-100
 #: (a scheduler time slice, 10-30 ms, against a step of 0.1-0.3 ms).
@@ -85,7 +89,7 @@ class ThreadChoice:
         if not self.warm or self.settle or self.best not in self.parts:
             return self.best, min(PART_STEPS, steps)  # untimed, settling, or measure it first
         if self.timing is not None:
-            return self.timing, min(PROBE_STEPS, steps)
+            return self.timing, min(self._probe_steps(), steps)
         if self.wait > 0:
             self.wait -= 1
             return self.best, min(PART_STEPS, steps)
@@ -98,6 +102,11 @@ class ThreadChoice:
         self.turn += 1
         self.warming = others[self.turn % len(others)]
         return self.warming, 1
+
+    def _probe_steps(self):
+        """Timed steps of a probe: about PROBE_SECONDS on the chosen count, 1 to PROBE_STEPS."""
+        step = self.usual(self.best)
+        return max(1, min(PROBE_STEPS, round(PROBE_SECONDS / step))) if step else PROBE_STEPS
 
     def record(self, threads, steps, seconds):
         """Note that `steps` steps on `threads` threads took `seconds`."""

@@ -91,6 +91,16 @@ def test_a_load_that_stays_moves_to_one_thread_within_three_parts():
     assert choice.best == 1 and taken[2] <= 3 * 32 + 2
 
 
+def test_at_large_batches_a_probe_is_two_steps():
+    # Batch 1024: chunks of 4 steps of 2-4 ms; a probe warms on one step and times one.
+    choice = ThreadChoice(2)
+    big = {1: 3.7e-3, 2: 2.5e-3}
+    run(choice, 47, big, chunk=4)  # an epoch
+    assert choice.best == 2
+    taken = run(choice, 3 * 47, big, chunk=4)  # three more
+    assert taken.get(1, 0) <= 3 * 2  # three two-step probes (four-step ones before)
+
+
 def test_noise_never_moves_to_more_threads_on_one_lucky_probe():
     choice = ThreadChoice(2)
     run(choice, 2000, {1: 2e-4, 2: 1.9e-4})  # two threads no faster: never chosen
