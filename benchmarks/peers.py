@@ -12,6 +12,11 @@ import time
 import numpy as np
 
 
+#: batch size -> steps run on each thread count in nn's last fit at that batch
+#: size (history.params["thread_steps"]; None on the NumPy backend).
+THREAD_STEPS = {}
+
+
 def run_nn(backend, data, batch_size, epochs, seed, target=None, skip_zeros="auto",
            threads=None):
     """nn's fit (fused steps) on `backend`, with or without first-layer zero-skipping."""
@@ -37,7 +42,8 @@ def run_nn(backend, data, batch_size, epochs, seed, target=None, skip_zeros="aut
     (x, y), (x_test, y_test) = data
     model, timer = seed_model(seed=seed, backend=backend), Timer()
     timer.reached = None
-    model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[timer])
+    history = model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[timer])
+    THREAD_STEPS[batch_size] = history.params.get("thread_steps")
     return timer.seconds, model.evaluate(x_test, y_test, batch_size=1024)[1], timer.reached
 
 

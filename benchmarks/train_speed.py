@@ -48,7 +48,7 @@ PEERS = ("keras", "torch", "jax", "jax-step")
 
 def worker(framework, batch_sizes, epochs, seed, target, launched):
     """Run one framework at every batch size; print one JSON row per batch size."""
-    from peers import RUNNERS
+    from peers import RUNNERS, THREAD_STEPS
 
     data = load_mnist()
     for batch_size in batch_sizes:
@@ -56,7 +56,9 @@ def worker(framework, batch_sizes, epochs, seed, target, launched):
         print(json.dumps({"framework": framework, "batch_size": batch_size, "epoch_seconds": seconds,
                           "test_accuracy": accuracy,
                           "time_to_accuracy_s": reached - launched if reached else None,
-                          "epochs_to_accuracy": len(seconds) if reached else None}), flush=True)
+                          "epochs_to_accuracy": len(seconds) if reached else None,
+                          # nn's thread choice: steps per thread count (JSON keys are strings)
+                          "thread_steps": THREAD_STEPS.pop(batch_size, None)}), flush=True)
 
 
 def summarise(row, examples, peak):
@@ -180,6 +182,11 @@ def main():
     print(table(shown, columns))
     print("nn-numba skips exact-zero inputs in layer 1 (same sums, less time); "
           "nn-numba-dense visits them all. GFLOP/s counts dense FLOP for every row.")
+    chosen = [r for r in shown if r.get("thread_steps") and len(r["thread_steps"]) > 1]
+    if chosen:  # the default's thread choice, per row: where its time went
+        print("nn's thread choice, steps on each thread count: " + "; ".join(
+            f"{r['framework']} {r['load']} batch {r['batch_size']}: "
+            + ", ".join(f"{n} on {k}" for k, n in sorted(r["thread_steps"].items())) for r in chosen))
     write_json(args.json, {"matmul_gflops": peak, "epochs": args.epochs, "seed": args.seed,
                            "train_examples": 48000, "busy_command": BUSY if args.busy else None,
                            "time_to_accuracy_target": args.time_to_accuracy,

@@ -336,7 +336,9 @@ class Sequential:
         Dense.backward fires); "fused" runs chunks of steps of a Dense chain
         in one call (nn.fast.trainer: same batches, same arithmetic, many
         times faster). None: "fused" on the numba backend when the model is
-        a Dense chain, else "layers". `history.params["engine"]` says which ran.
+        a Dense chain, else "layers". `history.params["engine"]` says which ran;
+        with the fused engine on numba, `history.params["thread_steps"]` says how
+        many steps ran on each thread count (nn.fast.threads chooses them).
 
         A non-finite loss, gradient or weight stops training with a
         NonFiniteError naming the epoch, the step and the first layer that
@@ -431,6 +433,9 @@ class Sequential:
                               "shuffle_state": self.shuffle_rng.bit_generator.state}
             for hook in hooks:
                 hook.on_epoch_end(epoch, logs)
+            if trainer is not None and hasattr(trainer.steps, "thread_counts"):  # numba's: how the
+                # thread choice went so far (results do not depend on it; the time does)
+                self.history.params["thread_steps"] = dict(sorted(trainer.choice.steps.items()))
             if self.stop_training:
                 break
 

@@ -76,6 +76,7 @@ class ThreadChoice:
         self.timing = None  # the count whose warming step passed: time it next
         self.settle = 0  # untimed parts left after a probe
         self.loaded = None  # seconds per step of a part that signalled a new load
+        self.steps = {}  # thread count -> steps run on it (every part, timed or not)
 
     def usual(self, threads):
         """Seconds per step usual for `threads` (median of its last parts), or None."""
@@ -110,6 +111,7 @@ class ThreadChoice:
 
     def record(self, threads, steps, seconds):
         """Note that `steps` steps on `threads` threads took `seconds`."""
+        self.steps[threads] = self.steps.get(threads, 0) + steps
         now = seconds / steps
         if not self.warm:
             self.warm = True

@@ -94,6 +94,23 @@ def test_thread_count_never_changes_a_result():
         np.testing.assert_array_equal(w, results[0])
 
 
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_history_says_how_many_steps_ran_on_each_thread_count(backend):
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((300, 12)), rng.integers(0, 3, 300)
+    x[rng.random(x.shape) < 0.8] = 0  # sparse: the compressed-row path, where the choice runs
+    model = Sequential([Dense(8, "relu", input_shape=(12,)), Dense(3, "softmax")],
+                       dtype="float64", seed=0, backend=backend)
+    model.compile()
+    history = model.fit(x, y, batch_size=8, epochs=3, verbose=0, engine="fused")
+    if backend == "numpy":  # one Python thread: no choice to report
+        assert "thread_steps" not in history.params
+        return
+    taken = history.params["thread_steps"]
+    assert sum(taken.values()) == 3 * 38  # every step of 3 epochs of ceil(300 / 8) steps, once
+    assert set(taken) <= {1, 2, numba_steps.MAX_THREADS} and all(n > 0 for n in taken.values())
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 def test_alphas_equal_coefficients_step_by_step(dtype):
     adam = Adam(learning_rate=0.003, beta_1=0.8, beta_2=0.99)
