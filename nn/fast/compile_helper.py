@@ -60,17 +60,16 @@ class Helper:
             left = deadline - time.monotonic()
             if out.closed:
                 return False
-            if left <= 0:
+            if not select.select([out], [], [], max(left, 0))[0]:  # timeout 0: a poll, still read
                 if stop:
                     self.stop()
                 return False
-            if select.select([out], [], [], left)[0]:
-                data = os.read(out.fileno(), 4096)
-                if not data:  # it exited
-                    self.stop()
-                    return False
-                *lines, self._pending = (self._pending + data).split(b"\n")
-                self.said.update(line.decode(errors="replace").strip() for line in lines)
+            data = os.read(out.fileno(), 4096)
+            if not data:  # it exited
+                self.stop()
+                return False
+            *lines, self._pending = (self._pending + data).split(b"\n")
+            self.said.update(line.decode(errors="replace").strip() for line in lines)
         return True
 
     @property

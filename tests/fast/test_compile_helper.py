@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import numba
 import numpy as np
@@ -58,6 +59,17 @@ def test_a_helper_that_hangs_is_stopped_after_the_timeout():
     hung = helper("import time; time.sleep(600)")
     assert hung.wait_for("serial", timeout=0.2) is False
     assert not hung.running and hung.process.returncode is not None  # killed and reaped
+
+
+def test_a_poll_hears_what_the_helper_has_said_since():
+    # compile_parallel polls with timeout 0: a poll that never read the pipe kept a
+    # cold run on one thread until PARALLEL_S, long after the helper had finished.
+    done = helper("import time; print('serial', flush=True); time.sleep(0.2); "
+                  "print('parallel', flush=True); time.sleep(600)")
+    assert done.wait_for("serial", timeout=20)
+    time.sleep(2)  # "parallel" is in the pipe by now, unread
+    assert done.wait_for("parallel", 0, stop=False) is True and done.running
+    done.stop()
 
 
 def test_a_helper_is_heard_step_by_step_and_polled_without_stopping_it():
