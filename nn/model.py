@@ -576,9 +576,8 @@ class Sequential:
         """(loss, accuracy) over (x, y); clean: x still needs each batch checked and converted."""
         loss_sum, correct = 0.0, 0
         for start in range(0, len(x), batch_size):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            if clean:
-                xb = self._batch(x, start, batch_size)
+            xb = self._batch(x, start, batch_size) if clean else x[start:start + batch_size]
+            yb = y[start:start + batch_size]
             xb = _unshared(xb, x, start + batch_size >= len(x))
             loss_sum += float(self.loss.forward(self._logits(xb, training=False), yb)) * len(xb)
             correct += int(np.count_nonzero(self.loss.probs.argmax(axis=1) == yb))
@@ -618,6 +617,8 @@ class Sequential:
 
     def _batch(self, x, start, batch_size):
         """x[start:start + batch_size] checked and converted; a bad value names x's whole count."""
+        if isinstance(x, ScaledImages):  # checked by _features; quotients of uint8 are finite
+            return x[start:start + batch_size]
         try:
             return _checks.as_features(x[start:start + batch_size], "x", self.dtype, self.input_shape)
         except InputError:
