@@ -58,6 +58,10 @@ class ScaledImages:
         if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)) or not (
                 np.isfinite(scale) and scale > 0):
             raise InputError(f"scale must be a positive finite number; got {scale!r}")
+        with np.errstate(over="ignore"):
+            too_large = not np.isfinite(self.dtype.type(scale))  # every quotient would be 0
+        if too_large:
+            raise InputError(f"scale {scale!r} is too large for {self.dtype.name}")
         self.images, self.scale = images, scale
 
     # What NumPy code reads off an array.
@@ -123,8 +127,7 @@ class ScaledImages:
         return ScaledImages(images, self.scale, self.dtype)
 
 
-def row_blocks(x, rows=None):
-    """x's rows, `rows` (default BLOCK_ROWS) at a time, as C-contiguous arrays: an array's or a ScaledImages'."""
-    rows = rows or BLOCK_ROWS
-    for start in range(0, len(x), rows):
-        yield np.ascontiguousarray(x[start:start + rows])
+def row_blocks(x):
+    """x's rows, BLOCK_ROWS at a time, as C-contiguous arrays: an array's or a ScaledImages'."""
+    for start in range(0, len(x), BLOCK_ROWS):
+        yield np.ascontiguousarray(x[start:start + BLOCK_ROWS])

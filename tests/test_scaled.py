@@ -64,7 +64,8 @@ def test_select_and_reshape_stay_uint8_views(images):
     ((np.zeros((4, 3), np.uint8), float("nan")), "scale must be a positive"),
     ((np.zeros((4, 3), np.uint8), True), "scale must be a positive"),
     ((np.zeros((4, 3), np.uint8), 255, "int8"), "dtype must be"),
-], ids=["float", "1d", "zero-scale", "nan-scale", "bool-scale", "int-dtype"])
+    ((np.zeros((4, 3), np.uint8), 1e39), "too large for float32"),  # float32 max is 3.4e38
+], ids=["float", "1d", "zero-scale", "nan-scale", "bool-scale", "int-dtype", "huge-scale"])
 def test_bad_arguments_are_refused_in_one_sentence(args, match):
     with pytest.raises(InputError, match=match):
         ScaledImages(*args)

@@ -108,7 +108,7 @@ def nonzero_rows(x):
     counts = np.empty(len(x), np.int64)
     at = 0
     for block in row_blocks(x):
-        counts[at:at + len(block)] = np.count_nonzero(block != 0, axis=1)
+        counts[at:at + len(block)] = np.count_nonzero(block, axis=1)
         at += len(block)
     indptr = np.zeros(len(x) + 1, np.int64)
     np.cumsum(counts, out=indptr[1:])
