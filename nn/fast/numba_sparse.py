@@ -274,8 +274,7 @@ def serial_steps(chain, batches, first_step, adam, scratch, pieces, losses, corr
     n_in, n_out = shapes[0, 0], shapes[0, 1]
     kernel, bias, at = _block(w, 0, n_in, n_out), w[n_in * n_out:n_in * n_out + n_out], layout(shapes)
     for s in range(adam.alphas.shape[0]):
-        start = (first_step + s) * batches.batch_size
-        idx = batches.order[start:min(start + batches.batch_size, batches.x.shape[0])]
+        idx = _batch_rows(batches, first_step + s)
         prefetch_ahead(batches, first_step + s)
         rows = idx.shape[0]
         for b in range(rows):

@@ -29,11 +29,12 @@ import numba
 import numpy as np
 from numba import njit
 
+from nn.fast import config
 from nn.fast.config import CACHE, JIT
 from nn.fast.numba_fused import Scratch, _backward_from, _forward, _loss_gradient, dense_step, layout
 from nn.fast.numba_kernels import MAX_THREADS, warm_up
 from nn.fast.numba_kernels import threads as thread_counts  # noqa: F401  (the trainer's knob)
-from nn.fast.numba_sparse import _rows_task, _update_task, prefetch_ahead, serial_steps, sparse_step
+from nn.fast.numba_sparse import _batch_rows, _rows_task, _update_task, prefetch_ahead, serial_steps, sparse_step
 from nn.fast.steps import AdamSteps, Batches, Chain
 from nn.fast.steps import line_aligned, nonzero_rows  # noqa: F401  (NumPy: a compiled loop took longer than it saves)
 
@@ -61,12 +62,6 @@ def scratch_for(chain, batches, tasks):
                    vals=np.empty((tasks if sparse else 0, per_task), dtype))
 
 
-@njit(**JIT)
-def _batch(batches, first_step, s):
-    start = (first_step + s) * batches.batch_size
-    return batches.order[start:min(start + batches.batch_size, batches.x.shape[0])]
-
-
 @njit(nogil=True, **JIT)
 def sparse_steps(chain, batches, first_step, adam, scratch, pieces, losses, correct):
     """The compressed-row path of train_steps: the first layer in `pieces` parallel tasks."""
@@ -74,7 +69,7 @@ def sparse_steps(chain, batches, first_step, adam, scratch, pieces, losses, corr
     for s in range(adam.alphas.shape[0]):
         step = (adam.alphas[s], adam.one_minus_beta_1, adam.one_minus_beta_2, adam.epsilon)
         prefetch_ahead(batches, first_step + s)
-        losses[s], correct[s] = sparse_step(chain, batches, _batch(batches, first_step, s), step,
+        losses[s], correct[s] = sparse_step(chain, batches, _batch_rows(batches, first_step + s), step,
                                             scratch, at, pieces)
 
 
@@ -84,7 +79,7 @@ def dense_steps(chain, batches, first_step, adam, scratch, losses, correct):
     at = layout(chain.shapes)
     for s in range(adam.alphas.shape[0]):
         step = (adam.alphas[s], adam.one_minus_beta_1, adam.one_minus_beta_2, adam.epsilon)
-        losses[s], correct[s] = dense_step(chain, batches, _batch(batches, first_step, s), step,
+        losses[s], correct[s] = dense_step(chain, batches, _batch_rows(batches, first_step + s), step,
                                            scratch, at)
 
 
@@ -185,12 +180,15 @@ def start_helper(dtype):
     """On a cold start, start the compile helper for `dtype` inputs (nn.fast.compile_helper).
 
     Does nothing when the cache is off (NN_NUMBA_CACHE=0: nothing to share
-    through) or already holds the steps (`cached`). Returns whether a helper runs.
+    through) or already holds the steps (`cached`), or when the run cannot
+    start on serial_steps, the steps it shares (a fixed count of more than
+    one thread, or NN_SKIP_ZEROS=0). Returns whether a helper runs.
     """
     global _helper
     from nn.fast import compile_helper
 
-    if _helper is None and CACHE and not cached(dtype):
+    starts_serial = (config.ADAPTIVE_THREADS or config.NUM_THREADS == 1) and config.SKIP_ZEROS != "0"
+    if _helper is None and CACHE and starts_serial and not cached(dtype):
         _helper = compile_helper.start(dtype)
     return _helper is not None
 

@@ -104,6 +104,20 @@ def test_no_helper_with_the_cache_off(monkeypatch):
     assert numba_steps.start_helper("float32") is False and numba_steps._helper is None
 
 
+@pytest.mark.parametrize("setting", [("ADAPTIVE_THREADS", False, "NUM_THREADS", 2),
+                                     ("SKIP_ZEROS", "0", "ADAPTIVE_THREADS", True)],
+                         ids=["two-threads-fixed", "no-zero-skipping"])
+def test_no_helper_for_a_run_that_cannot_start_on_the_serial_steps(monkeypatch, setting):
+    from nn.fast import config
+
+    monkeypatch.setattr(config, setting[0], setting[1])
+    monkeypatch.setattr(config, setting[2], setting[3])
+    monkeypatch.setattr(numba_steps, "cached", lambda dtype: False)  # a cold cache
+    monkeypatch.setattr(numba_steps, "_helper", None)
+    monkeypatch.setattr(compile_helper, "start", lambda dtype: pytest.fail("a helper started"))
+    assert numba_steps.start_helper("float32") is False
+
+
 @pytest.mark.parametrize("started, line", [(True, "in a second process too"),
                                            (False, "the one-thread steps now")])
 def test_nn_train_says_it_compiles_in_one_line(monkeypatch, capsys, started, line):
