@@ -229,16 +229,18 @@ def main():
                          "work": work.get(name, "")})
             print(f"threads {threads}  {name:40s} {rows[-1]['us']:8.1f} us  {rows[-1]['work']}",
                   flush=True)
-        if args.only and args.only not in "whole step, an epoch's batches; Python per chunk":
-            continue
         for name, loop in (("serial_steps", serial_steps), ("sparse_steps", sparse_steps)):
             if threads > 1 and loop is serial_steps:
                 continue  # one thread only
+            if args.only not in f"whole step, an epoch's batches ({name})":
+                continue
             rows.append({"threads": threads, "phase": f"whole step, an epoch's batches ({name})",
                          "us": epoch_steps(s, x, y, args.batch_size, loop),
                          "work": "compiled loop, shuffled order"})
             print(f"threads {threads}  {rows[-1]['phase']:40s} {rows[-1]['us']:8.1f} us  "
                   f"{rows[-1]['work']}", flush=True)
+        if args.only not in "Python per chunk":
+            continue
         per_chunk, chunks, epoch = python_per_chunk(x, y, args.batch_size, threads)
         rows.append({"threads": threads, "phase": "Python per chunk", "us": per_chunk,
                      "work": f"{chunks} chunks, epoch {epoch:.3f} s"})

@@ -145,7 +145,9 @@ def main():
     # Read the data files once here, so that every worker finds them in the OS's
     # page cache: otherwise the first framework alone read them from disk, about
     # 3 s more of its time to accuracy (measured after dropping the page cache).
-    load_mnist(train_examples=1)
+    from nn.datasets import mnist
+
+    mnist.load_data(verbose=False)
     rows, notes = [], []
     for framework in args.frameworks.split(","):
         if framework not in RUNNERS:
@@ -186,7 +188,8 @@ def main():
     if chosen:  # the default's thread choice, per row: where its time went
         print("nn's thread choice, steps on each thread count: " + "; ".join(
             f"{r['framework']} {r['load']} batch {r['batch_size']}: "
-            + ", ".join(f"{n} on {k}" for k, n in sorted(r["thread_steps"].items())) for r in chosen))
+            + ", ".join(f"{n} on {k}" for k, n in sorted(r["thread_steps"].items(), key=lambda kn: int(kn[0])))
+            for r in chosen))
     write_json(args.json, {"matmul_gflops": peak, "epochs": args.epochs, "seed": args.seed,
                            "train_examples": 48000, "busy_command": BUSY if args.busy else None,
                            "time_to_accuracy_target": args.time_to_accuracy,
