@@ -433,9 +433,8 @@ class Sequential:
                               "shuffle_state": self.shuffle_rng.bit_generator.state}
             for hook in hooks:
                 hook.on_epoch_end(epoch, logs)
-            if trainer is not None and hasattr(trainer.steps, "thread_counts"):  # numba's: how the
-                # thread choice went so far (results do not depend on it; the time does)
-                self.history.params["thread_steps"] = dict(sorted(trainer.choice.steps.items()))
+            if trainer is not None and trainer.thread_steps is not None:
+                self.history.params["thread_steps"] = trainer.thread_steps
             if self.stop_training:
                 break
 

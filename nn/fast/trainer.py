@@ -113,6 +113,16 @@ class FusedTrainer:
             return np.empty((len(x), 0), x.dtype)
         return np.asarray(_flat(x))
 
+    @property
+    def thread_steps(self):
+        """{thread count: steps run on it} so far, or None for steps with no thread knob (NumPy).
+
+        Results do not depend on it; the time does.
+        """
+        if not hasattr(self.steps, "thread_counts"):
+            return None
+        return dict(sorted(self.choice.steps.items()))
+
     def _arrays(self):
         """Parameters, first moments and second moments, each a list in Keras's order."""
         model, opt = self.model, self.model.optimizer
