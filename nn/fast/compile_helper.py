@@ -1,19 +1,22 @@
 """Fast engine: a second process that compiles part of the fused steps into numba's cache.
 
-A cold start (numba's on-disk cache empty) spends about 6 s of CPU compiling
-the steps before the first one runs, on one core. `nn train` therefore
-starts this helper at launch (nn.fast.numba_steps.start_helper): it
-compiles the first layer's tasks of the serial steps, which numba saves to
-its cache, and says "serial"; then, once told to go on (after the
-training process has compiled serial_steps, so as not to compete with it)
-and at a lower priority, the kernels validation calls and the parallel
-steps, and says "parallel". Meanwhile the training process loads
-the data and compiles the later layers and the loss; it then waits for
-"serial" and compiles serial_steps, which loads the helper's work from the
-cache instead of compiling it again (nn.fast.numba_steps._compile_serial).
-It trains on one thread until the helper says "parallel", then loads the
-parallel steps from the cache: no pause for their compile (about 9 s of
-CPU, which without the helper stops training after the first chunk).
+A cold start (numba's on-disk cache empty) spends about 8 s of CPU compiling
+the serial steps before the first one runs, on one core. `nn train`
+therefore starts this helper at launch (nn.fast.numba_steps.start_helper):
+it compiles the first layer's tasks, which numba saves to its cache, and
+says "serial". Meanwhile the training process loads the data and compiles
+the later layers and the loss; it then waits for "serial" and runs its first
+chunks as stepwise_steps, a Python loop over steps calling those parts (the
+helper's load from the cache), and tells the helper to go on
+(nn.fast.numba_steps._serial_ready). So serial_steps' own compile, the
+longest single one (LLVM optimizes the whole step again with every part
+inlined), is off the critical path: the helper does it next, at a lower
+priority, and says "steps"; the training process then loads serial_steps
+from the cache. Last the helper compiles the kernels validation calls and
+the parallel steps and says "parallel"; the training process trains on one
+thread until then, and then loads them too: no pause for their compile
+(about 9 s of CPU, which without the helper stops training after the first
+chunk).
 
 It is a process, not a thread: compiling in a second thread crashed inside
 LLVM when TensorFlow shared the process. It only ever adds entries to
@@ -45,7 +48,7 @@ PARALLEL_S = 90.0
 
 
 class Helper:
-    """A running compile helper and the steps ("serial", "parallel") it has said it finished."""
+    """A running compile helper and the steps ("serial", "steps", "parallel") it has said it finished."""
 
     def __init__(self, process):
         self.process, self.started = process, time.monotonic()
@@ -78,7 +81,7 @@ class Helper:
         return not self.process.stdout.closed
 
     def go_on(self):
-        """Let the helper start on the parallel steps (it waits for this after "serial")."""
+        """Let the helper go on to serial_steps and the parallel steps (it waits for this after "serial")."""
         try:
             self.process.stdin.write(b"go\n")
             self.process.stdin.flush()
@@ -128,6 +131,8 @@ def _say(step):
 
 def main(argv):
     """Compile the helper's share for dtype argv[0], saying each step as it is cached."""
+    import numba
+
     from nn.fast import numba_steps
 
     args = numba_steps.example_args(argv[0])
@@ -135,14 +140,18 @@ def main(argv):
     for dispatcher, types in theirs:
         dispatcher.compile(types)
     _say("serial")
-    # The parallel steps only once serial_steps is compiled (go_on), at a
-    # lower priority: until the first step, every cycle of a busy machine
-    # goes to the training process's critical path.
+    # The rest only once the training process has its parts of the steps
+    # (go_on), at a lower priority: until then, and on a busy machine after,
+    # every cycle goes to the training process's critical path.
+    if sys.stdin.readline().strip() != "go":
+        return 0  # the training process ended, or will never run the serial steps
+    os.nice(10)
+    numba_steps.serial_steps.compile(tuple(numba.typeof(a) for a in args))
+    _say("steps")
     from nn.fast import config
 
-    if sys.stdin.readline().strip() != "go" or config.NUM_THREADS < 2 or numba_steps.MAX_THREADS < 2:
-        return 0  # the training process ended, or will never run the parallel steps
-    os.nice(10)
+    if config.NUM_THREADS < 2 or numba_steps.MAX_THREADS < 2:
+        return 0  # the training process will never run the parallel steps
     chain, batches, _, adam, scratch, _, losses, correct = args
     numba_steps.compile_parallel(chain, batches, adam, scratch, losses, correct)
     _say("parallel")

@@ -80,12 +80,70 @@ def test_a_helper_is_heard_step_by_step_and_polled_without_stopping_it():
     assert not slow.running and slow.process.returncode is not None
 
 
-def test_serial_steps_compile_without_a_helper_that_died(monkeypatch):
+def test_serial_steps_compile_here_once_a_helper_has_died(monkeypatch):
     dead = helper("import sys; sys.exit(1)")
     monkeypatch.setattr(numba_steps, "_helper", dead)
+    monkeypatch.setattr(numba_steps, "_parts_ready", False)
     args = numba_steps.example_args("float64")
-    numba_steps._compile_serial(args)  # our share, no helper: the rest compiles (or loads) here
-    assert tuple(numba.typeof(a) for a in args) in numba_steps.serial_steps.signatures
+    assert numba_steps._serial_ready(args) is True  # so train_steps compiles (or loads) serial_steps
+    _, ours = numba_steps.serial_calls(args)
+    assert all(types in dispatcher.signatures for dispatcher, types in ours)
+
+
+def test_stepwise_steps_until_the_helper_says_it_has_cached_serial_steps(monkeypatch):
+    slow = helper("import sys, time; print('serial', flush=True); sys.stdin.readline(); time.sleep(2); "
+                  "print('steps', flush=True); time.sleep(600)")
+    monkeypatch.setattr(numba_steps, "_helper", slow)
+    monkeypatch.setattr(numba_steps, "_parts_ready", False)
+    args = numba_steps.example_args("float64")
+    assert numba_steps._serial_ready(args) is False and slow.running  # told to go on: stepwise meanwhile
+    assert slow.wait_for("steps", timeout=20, stop=False)
+    assert numba_steps._serial_ready(args) is True
+    slow.stop()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_stepwise_steps_give_serial_steps_bits(dtype, rng):
+    """stepwise_steps on 1 and 2 tasks and serial_steps: the same weights, moments, gradient,
+    losses and counts, bit for bit (a first layer wider than a register block, a short last batch)."""
+    from nn.fast.numba_sparse import BLOCK
+    from nn.fast.steps import AdamSteps, Batches, Chain
+    from nn.optimizers import Adam
+
+    widths, n, batch, steps = (40, BLOCK + 2, 6, 3), 50, 4, 13  # the 13th batch is short
+    x = rng.standard_normal((n, widths[0])).astype(dtype)
+    x[rng.random(x.shape) < 0.8] = 0
+    shapes = np.array(list(zip(widths[:-1], widths[1:])), np.int64)
+    w0 = (0.1 * rng.standard_normal(sum(a * c + c for a, c in shapes.tolist()))).astype(dtype)
+    batches = Batches(x, rng.integers(0, 3, n), rng.permutation(n).astype(np.int64), batch,
+                      *numba_steps.nonzero_rows(x))
+    adam = AdamSteps(Adam().alphas(1, steps, dtype), *Adam().coefficients(1, dtype)[1:])
+    results = []
+    for loop, pieces in ((numba_steps.serial_steps, 1), (numba_steps.stepwise_steps, 1),
+                         (numba_steps.stepwise_steps, 2)):
+        chain = Chain(shapes, np.array([True, True, False]), w0.copy(), np.zeros_like(w0),
+                      np.zeros_like(w0), np.zeros_like(w0))
+        losses, correct = np.empty(steps, dtype), np.empty(steps, np.int64)
+        for first in (0, 5):  # two chunks: the second starts mid-epoch
+            part = slice(first, 5 if first == 0 else steps)
+            loop(chain, batches, first, adam._replace(alphas=adam.alphas[part]),
+                 numba_steps.scratch_for(chain, batches, pieces), pieces, losses[part], correct[part])
+        results.append((chain.w, chain.m, chain.v, chain.grads, losses, correct))
+    for got in results[1:]:
+        for a, b, name in zip(got, results[0], ("w", "m", "v", "grads", "losses", "correct")):
+            assert a.tobytes() == b.tobytes(), name
+
+
+def test_stepwise_steps_call_their_parts_with_the_types_compiled_for_them():
+    # A drift would compile another specialization at the first call: on a cold
+    # start, in the training process, on the critical path.
+    args = numba_steps.example_args("float32")
+    theirs, ours = numba_steps.serial_calls(args)
+    before = {d: set(d.signatures) for d, _ in theirs + ours}
+    numba_steps.stepwise_steps(*args)
+    for dispatcher, types in theirs + ours:
+        assert set(dispatcher.signatures) - before[dispatcher] <= {types}, dispatcher.py_func.__name__
+        assert types in dispatcher.signatures, dispatcher.py_func.__name__
 
 
 def test_the_parallel_steps_wait_for_a_running_helper_and_not_for_an_ended_one(monkeypatch):
