@@ -80,6 +80,56 @@ def test_a_helper_is_heard_step_by_step_and_polled_without_stopping_it():
     assert not slow.running and slow.process.returncode is not None
 
 
+#: In a fresh process (no other threads): fork helpers whose main is a stand-in,
+#: one that finishes and one that hangs, and report what Helper saw of each.
+FORKED = textwrap.dedent("""
+    import json, time
+    from nn.fast import compile_helper
+    def finishing(argv):
+        compile_helper._say("serial")
+        return 0 if input() == "go" else 5
+    compile_helper.main = finishing
+    done = compile_helper.start("float32")
+    assert isinstance(done.process, compile_helper._Forked)
+    heard = done.wait_for("serial", timeout=20)
+    done.go_on()
+    ended = not done.wait_for("parallel", timeout=20)
+    compile_helper.main = lambda argv: time.sleep(600)
+    hung = compile_helper.start("float32")
+    hung_heard = hung.wait_for("serial", timeout=0.5)
+    print(json.dumps([heard, ended, done.process.wait(), hung_heard, hung.running, hung.process.returncode]))
+""")
+
+
+def test_a_forked_helper_is_heard_waited_for_and_stopped():
+    done = subprocess.run([sys.executable, "-c", FORKED], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert done.returncode == 0, done.stderr[-2000:]
+    heard, ended, code, hung_heard, hung_running, hung_code = __import__("json").loads(done.stdout)
+    assert heard and ended and code == 0  # it said "serial", was told to go on, and exited 0
+    assert not hung_heard and not hung_running and hung_code == -9  # killed after the timeout
+
+
+def test_a_process_running_other_threads_starts_a_new_interpreter_not_a_fork(monkeypatch):
+    import threading
+
+    started, popen = [], subprocess.Popen
+
+    def spy(argv, **kwargs):
+        started.append(argv)
+        return popen([sys.executable, "-c", "pass"], **kwargs)
+
+    monkeypatch.setattr(compile_helper, "_fork", lambda dtype: pytest.fail("forked"))
+    monkeypatch.setattr(compile_helper.subprocess, "Popen", spy)
+    thread = threading.Thread(target=time.sleep, args=(1,))
+    thread.start()
+    try:
+        compile_helper.start("float32").stop()
+    finally:
+        thread.join()
+    assert started[0][1:] == ["-m", "nn.fast.compile_helper", "float32"]
+
+
 def test_serial_steps_compile_here_once_a_helper_has_died(monkeypatch):
     dead = helper("import sys; sys.exit(1)")
     monkeypatch.setattr(numba_steps, "_helper", dead)
@@ -221,8 +271,9 @@ def test_a_cold_fit_loads_the_helpers_share_and_gets_the_same_weights(tmp_path):
     # hits, misses: the helper's share loaded from the cache, never compiled
     # here; ours compiled here once (a second signature would mean that
     # serial_calls drifted from serial_steps' call sites).
-    assert stats["_rows_task"] == [1, 0] and stats["_update_task"] == [1, 0], stats
-    for name in ("_forward", "_loss_gradient", "_backward_from"):
+    for name in ("_rows_task", "_update_task", "_loss_gradient"):
+        assert stats[name] == [1, 0], stats
+    for name in ("_forward", "_backward_from"):
         assert stats[name] == [0, 1], stats
     with np.load(out) as cold:
         for got, want in zip([cold[k] for k in cold.files], sparse_fit("float64")):
