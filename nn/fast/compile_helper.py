@@ -212,17 +212,20 @@ def main(argv):
         dispatcher.compile(types)
     _say("serial")
     # The rest only once the training process has its parts of the steps
-    # (go_on), at a lower priority: until then, and on a busy machine after,
-    # every cycle goes to the training process's critical path.
+    # (go_on): until then every cycle goes to the training process's critical
+    # path. serial_steps (about 3 s of CPU) at the same priority: at nice 10
+    # beside one other busy process it got so little CPU that a 3-epoch run
+    # ended on stepwise_steps, a quarter slower a step. The parallel steps
+    # (about 9 s) at nice 10: training goes on meanwhile.
     if sys.stdin.readline().strip() != "go":
         return 0  # the training process ended, or will never run the serial steps
-    os.nice(10)
     numba_steps.serial_steps.compile(tuple(numba.typeof(a) for a in args))
     _say("steps")
     from nn.fast import config
 
     if config.NUM_THREADS < 2 or numba_steps.MAX_THREADS < 2:
         return 0  # the training process will never run the parallel steps
+    os.nice(10)
     chain, batches, _, adam, scratch, _, losses, correct = args
     numba_steps.compile_parallel(chain, batches, adam, scratch, losses, correct)
     _say("parallel")
