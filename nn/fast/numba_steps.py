@@ -218,11 +218,12 @@ def example_args(dtype):
 def serial_calls(args):
     """(helper's, ours): the compiled calls stepwise_steps makes on `args`, as (dispatcher, types).
 
-    The first layer's tasks and the loss go to the compile helper (about 3 s
-    of CPU), the later layers' forward and backward stay here (about 2.5 s,
-    after the data): each process's share then ends at about the same time
-    (measured cold timelines of both). The types are those of stepwise_steps' calls from
-    Python (serial_steps passes `first` as a literal, so compiles its own);
+    The first layer's tasks and the loss go to the compile helper (about
+    3.3 s of CPU), the later layers' forward and backward stay here (about
+    1.8 s, after about 1 s of data): each process's share then ends at about
+    the same time (measured cold timelines of both). The types are those of
+    stepwise_steps' calls from Python (serial_steps passes `first` as a
+    literal, so compiles its own);
     one that drifts from them compiles another specialization at the first
     call (the tests check that none drifts).
     """
