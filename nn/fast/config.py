@@ -64,12 +64,6 @@ CACHE, _CACHE_PROBLEM = _cache()
 JIT = {"cache": CACHE, "error_model": "numpy"}
 #: The same plus fused multiply-add, for the matmul-like loops.
 JIT_MATMUL = dict(JIT, fastmath=FASTMATH_MATMUL)
-#: For kernels only other compiled code calls: numba then builds no wrapper
-#: to call them from Python (a wrapper unboxes every argument, for
-#: NamedTuples of arrays a good deal of code, and each wrapper is optimized
-#: and compiled to machine code like the kernel itself). The kernel's code,
-#: and so its results and speed, are the same; only its compile is shorter.
-JIT_INNER = dict(JIT, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 
 #: Threads of the fused steps (default: every core this process may use).
 #: The work is cut into fixed ranges and no sum crosses a range, so results

@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from nn.fast.config import JIT, JIT_INNER
+from nn.fast.config import JIT
 
 
 class Scratch(NamedTuple):
@@ -36,7 +36,7 @@ class Scratch(NamedTuple):
     vals: np.ndarray
 
 
-@njit(**JIT_INNER)
+@njit(**JIT)
 def bias_act(out, bias, relu):
     """out[i] = act(out[i] + bias) in place, out (B, O); act is ReLU or the identity."""
     for i in range(out.shape[0]):
@@ -46,7 +46,7 @@ def bias_act(out, bias, relu):
     return out
 
 
-@njit(**JIT_INNER)
+@njit(**JIT)
 def relu_mask(g, y, rows):
     """g[i, j] = 0 where y[i, j] <= 0, for the first `rows` rows, in place."""
     for i in range(rows):
@@ -55,7 +55,7 @@ def relu_mask(g, y, rows):
                 g[i, j] = 0
 
 
-@njit(**JIT_INNER)
+@njit(**JIT)
 def bias_sum(g, rows, out):
     """out = sum of g's first `rows` rows, added in row order, out (O,)."""
     # Loops, not slice assignment: numba's shape check for `out[:] = g[0]`
@@ -67,7 +67,7 @@ def bias_sum(g, rows, out):
             out[j] += g[i, j]
 
 
-@njit(**JIT_INNER)
+@njit(**JIT)
 def xent_rows(logits, labels, rows, probs):
     """Softmax into probs and (sum of per-row cross-entropies, rows argmax-correct)."""
     loss_sum, correct = logits.dtype.type(0), 0
@@ -91,7 +91,7 @@ def xent_rows(logits, labels, rows, probs):
     return loss_sum, correct
 
 
-@njit(**JIT_INNER)
+@njit(**JIT)
 def adam_flat(w, g, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
     """Adam on 1-D arrays in place; the twin's order of operations, IEEE-exact."""
     for i in range(w.shape[0]):
@@ -102,7 +102,7 @@ def adam_flat(w, g, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
         w[i] -= (mi * alpha) / (np.sqrt(vi) + epsilon)
 
 
-@njit(**JIT_INNER)
+@njit(**JIT)
 def layout(shapes):
     """Offsets of each layer's kernel and bias in the flat parameters, and of its outputs.
 
@@ -120,7 +120,7 @@ def layout(shapes):
     return kernel_at, bias_at, out_at
 
 
-@njit(**JIT_INNER)
+@njit(**JIT)
 def _block(buf, start, rows, cols):
     """The C-contiguous (rows, cols) matrix stored flat in buf from `start`."""
     return buf[start:start + rows * cols].reshape(rows, cols)
@@ -175,7 +175,7 @@ def _loss_gradient(logits, labels, rows, g):
     return loss_sum / scale, correct
 
 
-@njit(**JIT_INNER)
+@njit(**JIT)
 def dense_step(chain, batches, idx, adam, scratch, at):
     """One Adam step of the chain on the batch x[idx], every product in BLAS: (loss, correct).
 

@@ -30,7 +30,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.numpy_support import carray
 
-from nn.fast.config import JIT, JIT_INNER, JIT_MATMUL
+from nn.fast.config import JIT, JIT_MATMUL
 from nn.fast.numba_fused import _backward_from, _block, _forward, _loss_gradient, adam_flat, layout
 
 
@@ -77,14 +77,14 @@ def _prefetch(typingctx, array, i):
     return types.void(array, i), codegen
 
 
-@njit(**JIT_INNER)
+@njit(**JIT)
 def _batch_rows(batches, step):
     """The rows of x in step `step`'s batch (empty past the epoch's end)."""
     start = min(step * batches.batch_size, batches.order.shape[0])
     return batches.order[start:min(start + batches.batch_size, batches.order.shape[0])]
 
 
-@njit(**JIT_INNER)
+@njit(**JIT)
 def prefetch_ahead(batches, step):
     """Start loading what the next two steps after `step` read first from memory.
 
@@ -237,7 +237,7 @@ def first_layer_update(chain, scratch, g, adam, pieces):
         _update_task(chain, scratch, g, adam, p, pieces)
 
 
-@njit(**JIT_INNER)
+@njit(**JIT)
 def sparse_step(chain, batches, idx, adam, scratch, at, pieces):
     """One Adam step of the chain on the batch x[idx] from x's compressed rows: (loss, correct).
 
