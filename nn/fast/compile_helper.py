@@ -1,22 +1,28 @@
 """Fast engine: a second process that compiles part of the fused steps into numba's cache.
 
-A cold start (numba's on-disk cache empty) spends about 6 s of CPU compiling
-the steps before the first one runs, on one core. `nn train` therefore
-starts this helper at launch (nn.fast.numba_steps.start_helper): it
-compiles the first layer's tasks of the serial steps, which numba saves to
-its cache, and says "serial"; then, once told to go on (after the
-training process has compiled serial_steps, so as not to compete with it)
-and at a lower priority, the kernels validation calls and the parallel
-steps, and says "parallel". Meanwhile the training process loads
-the data and compiles the later layers and the loss; it then waits for
-"serial" and compiles serial_steps, which loads the helper's work from the
-cache instead of compiling it again (nn.fast.numba_steps._compile_serial).
-It trains on one thread until the helper says "parallel", then loads the
-parallel steps from the cache: no pause for their compile (about 9 s of
-CPU, which without the helper stops training after the first chunk).
+A cold start (numba's on-disk cache empty) spends about 8 s of CPU compiling
+the serial steps before the first one runs, on one core. `nn train`
+therefore starts this helper at launch (nn.fast.numba_steps.start_helper):
+it compiles the first layer's tasks and the loss, which numba saves to its
+cache, and says "serial". Meanwhile the training process loads the data and
+compiles the later layers; it then waits for "serial" and runs its first
+chunks as stepwise_steps, a Python loop over steps calling those parts (the
+helper's load from the cache), and tells the helper to go on
+(nn.fast.numba_steps._serial_ready). So serial_steps' own compile, the
+longest single one (LLVM optimizes the whole step again with every part
+inlined), is off the critical path: the helper does it next, at a lower
+priority, and says "steps"; the training process then loads serial_steps
+from the cache. Last the helper compiles the kernels validation calls and
+the parallel steps and says "parallel"; the training process trains on one
+thread until then, and then loads them too: no pause for their compile
+(about 9 s of CPU, which without the helper stops training after the first
+chunk).
 
 It is a process, not a thread: compiling in a second thread crashed inside
-LLVM when TensorFlow shared the process. It only ever adds entries to
+LLVM when TensorFlow shared the process. It is forked from the training
+process (which has imported numba and the kernels by then: about 0.5 s of
+CPU a new interpreter would spend again) unless that one runs other Python
+threads; then it is a new interpreter. It only ever adds entries to
 numba's cache, each written whole (numba writes a file and renames it), so
 the worst a failure can do is cost time: a helper that dies, hangs past
 WAIT_S or cannot start leaves its share to be compiled in the training
@@ -29,8 +35,10 @@ process, as without it. It runs with the training process's environment
 import atexit
 import os
 import select
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 #: Seconds the training process waits for the helper's share of the serial
@@ -45,7 +53,7 @@ PARALLEL_S = 90.0
 
 
 class Helper:
-    """A running compile helper and the steps ("serial", "parallel") it has said it finished."""
+    """A running compile helper and the steps ("serial", "steps", "parallel") it has said it finished."""
 
     def __init__(self, process):
         self.process, self.started = process, time.monotonic()
@@ -78,7 +86,7 @@ class Helper:
         return not self.process.stdout.closed
 
     def go_on(self):
-        """Let the helper start on the parallel steps (it waits for this after "serial")."""
+        """Let the helper go on to serial_steps and the parallel steps (it waits for this after "serial")."""
         try:
             self.process.stdin.write(b"go\n")
             self.process.stdin.flush()
@@ -95,10 +103,74 @@ class Helper:
                 pipe.close()
 
 
+class _Forked:
+    """A forked helper, with the few members of subprocess.Popen that Helper uses."""
+
+    def __init__(self, pid, stdin, stdout):
+        self.pid, self.stdin, self.stdout, self.returncode = pid, stdin, stdout, None
+
+    def _reap(self, flags):
+        try:
+            pid, status = os.waitpid(self.pid, flags)
+        except ChildProcessError:  # reaped elsewhere
+            pid, status = self.pid, -1
+        if pid:
+            self.returncode = os.waitstatus_to_exitcode(status) if status >= 0 else -1
+
+    def poll(self):
+        if self.returncode is None:
+            self._reap(os.WNOHANG)
+        return self.returncode
+
+    def kill(self):
+        if self.returncode is None:
+            os.kill(self.pid, signal.SIGKILL)
+
+    def wait(self):
+        if self.returncode is None:
+            self._reap(0)
+        return self.returncode
+
+
+def _fork(dtype):
+    """Fork the helper from this process, which has already imported numba and nn's kernels.
+
+    A forked helper starts compiling at once, where a new interpreter first
+    spends about 0.5 s of CPU importing them again. In the child: runs main
+    and ends with os._exit, never returning into the caller (nor running its
+    atexit hooks or `finally`s).
+    """
+    told_r, told_w = os.pipe()
+    said_r, said_w = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the helper
+        code = 1
+        try:
+            os.close(told_w)
+            os.close(said_r)
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):  # nothing of the helper's reaches the terminal
+                os.dup2(devnull, fd)
+            sys.stdin, sys.stdout = open(told_r), open(said_w, "w")
+            code = main([dtype])
+        except BaseException:  # noqa: BLE001  (whatever happens, the child ends here)
+            pass
+        finally:
+            os._exit(code)
+    os.close(told_r)
+    os.close(said_w)
+    return _Forked(pid, os.fdopen(told_w, "wb"), os.fdopen(said_r, "rb"))
+
+
 def start(dtype, command=None):
     """Start the helper for `dtype` inputs; None if it cannot start.
 
-    command: the argv to run instead (tests use it to stand in a failing helper).
+    Forked from this process when it runs no other Python thread (a fork keeps
+    only the calling thread, and a lock another one held would stay locked),
+    else a new interpreter. command: the argv to run instead (tests use it to
+    stand in a failing helper).
     """
     import numpy as np
 
@@ -106,14 +178,16 @@ def start(dtype, command=None):
 
     if os.name != "posix":  # wait_for selects on a pipe, and the helper renices itself
         return None
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(nn.__file__)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))  # this process's nn, not another
-    argv = command or [sys.executable, "-m", "nn.fast.compile_helper", np.dtype(dtype).name]
     try:
-        process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=subprocess.DEVNULL, env=env)
+        if command is None and threading.active_count() == 1:
+            process = _fork(np.dtype(dtype).name)
+        else:
+            root = os.path.dirname(os.path.dirname(os.path.abspath(nn.__file__)))
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+                [root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))  # this process's nn, not another
+            argv = command or [sys.executable, "-m", "nn.fast.compile_helper", np.dtype(dtype).name]
+            process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       stderr=subprocess.DEVNULL, env=env)
     except OSError:
         return None
     helper = Helper(process)
@@ -128,6 +202,8 @@ def _say(step):
 
 def main(argv):
     """Compile the helper's share for dtype argv[0], saying each step as it is cached."""
+    import numba
+
     from nn.fast import numba_steps
 
     args = numba_steps.example_args(argv[0])
@@ -135,13 +211,20 @@ def main(argv):
     for dispatcher, types in theirs:
         dispatcher.compile(types)
     _say("serial")
-    # The parallel steps only once serial_steps is compiled (go_on), at a
-    # lower priority: until the first step, every cycle of a busy machine
-    # goes to the training process's critical path.
+    # The rest only once the training process has its parts of the steps
+    # (go_on): until then every cycle goes to the training process's critical
+    # path. serial_steps (about 3 s of CPU) at the same priority: at nice 10
+    # beside one other busy process it got so little CPU that a 3-epoch run
+    # ended on stepwise_steps, a quarter slower a step. The parallel steps
+    # (about 9 s) at nice 10: training goes on meanwhile.
+    if sys.stdin.readline().strip() != "go":
+        return 0  # the training process ended, or will never run the serial steps
+    numba_steps.serial_steps.compile(tuple(numba.typeof(a) for a in args))
+    _say("steps")
     from nn.fast import config
 
-    if sys.stdin.readline().strip() != "go" or config.NUM_THREADS < 2 or numba_steps.MAX_THREADS < 2:
-        return 0  # the training process ended, or will never run the parallel steps
+    if config.NUM_THREADS < 2 or numba_steps.MAX_THREADS < 2:
+        return 0  # the training process will never run the parallel steps
     os.nice(10)
     chain, batches, _, adam, scratch, _, losses, correct = args
     numba_steps.compile_parallel(chain, batches, adam, scratch, losses, correct)

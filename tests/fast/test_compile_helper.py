@@ -80,12 +80,120 @@ def test_a_helper_is_heard_step_by_step_and_polled_without_stopping_it():
     assert not slow.running and slow.process.returncode is not None
 
 
-def test_serial_steps_compile_without_a_helper_that_died(monkeypatch):
+#: In a fresh process (no other threads): fork helpers whose main is a stand-in,
+#: one that finishes and one that hangs, and report what Helper saw of each.
+FORKED = textwrap.dedent("""
+    import json, time
+    from nn.fast import compile_helper
+    def finishing(argv):
+        compile_helper._say("serial")
+        return 0 if input() == "go" else 5
+    compile_helper.main = finishing
+    done = compile_helper.start("float32")
+    assert isinstance(done.process, compile_helper._Forked)
+    heard = done.wait_for("serial", timeout=20)
+    done.go_on()
+    ended = not done.wait_for("parallel", timeout=20)
+    compile_helper.main = lambda argv: time.sleep(600)
+    hung = compile_helper.start("float32")
+    hung_heard = hung.wait_for("serial", timeout=0.5)
+    print(json.dumps([heard, ended, done.process.wait(), hung_heard, hung.running, hung.process.returncode]))
+""")
+
+
+def test_a_forked_helper_is_heard_waited_for_and_stopped():
+    done = subprocess.run([sys.executable, "-c", FORKED], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert done.returncode == 0, done.stderr[-2000:]
+    heard, ended, code, hung_heard, hung_running, hung_code = __import__("json").loads(done.stdout)
+    assert heard and ended and code == 0  # it said "serial", was told to go on, and exited 0
+    assert not hung_heard and not hung_running and hung_code == -9  # killed after the timeout
+
+
+def test_a_process_running_other_threads_starts_a_new_interpreter_not_a_fork(monkeypatch):
+    import threading
+
+    started, popen = [], subprocess.Popen
+
+    def spy(argv, **kwargs):
+        started.append(argv)
+        return popen([sys.executable, "-c", "pass"], **kwargs)
+
+    monkeypatch.setattr(compile_helper, "_fork", lambda dtype: pytest.fail("forked"))
+    monkeypatch.setattr(compile_helper.subprocess, "Popen", spy)
+    thread = threading.Thread(target=time.sleep, args=(1,))
+    thread.start()
+    try:
+        compile_helper.start("float32").stop()
+    finally:
+        thread.join()
+    assert started[0][1:] == ["-m", "nn.fast.compile_helper", "float32"]
+
+
+def test_serial_steps_compile_here_once_a_helper_has_died(monkeypatch):
     dead = helper("import sys; sys.exit(1)")
     monkeypatch.setattr(numba_steps, "_helper", dead)
+    monkeypatch.setattr(numba_steps, "_parts_ready", False)
     args = numba_steps.example_args("float64")
-    numba_steps._compile_serial(args)  # our share, no helper: the rest compiles (or loads) here
-    assert tuple(numba.typeof(a) for a in args) in numba_steps.serial_steps.signatures
+    assert numba_steps._serial_ready(args) is True  # so train_steps compiles (or loads) serial_steps
+    _, ours = numba_steps.serial_calls(args)
+    assert all(types in dispatcher.signatures for dispatcher, types in ours)
+
+
+def test_stepwise_steps_until_the_helper_says_it_has_cached_serial_steps(monkeypatch):
+    slow = helper("import sys, time; print('serial', flush=True); sys.stdin.readline(); time.sleep(2); "
+                  "print('steps', flush=True); time.sleep(600)")
+    monkeypatch.setattr(numba_steps, "_helper", slow)
+    monkeypatch.setattr(numba_steps, "_parts_ready", False)
+    args = numba_steps.example_args("float64")
+    assert numba_steps._serial_ready(args) is False and slow.running  # told to go on: stepwise meanwhile
+    assert slow.wait_for("steps", timeout=20, stop=False)
+    assert numba_steps._serial_ready(args) is True
+    slow.stop()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_stepwise_steps_give_serial_steps_bits(dtype, rng):
+    """stepwise_steps on 1 and 2 tasks and serial_steps: the same weights, moments, gradient,
+    losses and counts, bit for bit (a first layer wider than a register block, a short last batch)."""
+    from nn.fast.numba_sparse import BLOCK
+    from nn.fast.steps import AdamSteps, Batches, Chain
+    from nn.optimizers import Adam
+
+    widths, n, batch, steps = (40, BLOCK + 2, 6, 3), 50, 4, 13  # the 13th batch is short
+    x = rng.standard_normal((n, widths[0])).astype(dtype)
+    x[rng.random(x.shape) < 0.8] = 0
+    shapes = np.array(list(zip(widths[:-1], widths[1:])), np.int64)
+    w0 = (0.1 * rng.standard_normal(sum(a * c + c for a, c in shapes.tolist()))).astype(dtype)
+    batches = Batches(x, rng.integers(0, 3, n), rng.permutation(n).astype(np.int64), batch,
+                      *numba_steps.nonzero_rows(x))
+    adam = AdamSteps(Adam().alphas(1, steps, dtype), *Adam().coefficients(1, dtype)[1:])
+    results = []
+    for loop, pieces in ((numba_steps.serial_steps, 1), (numba_steps.stepwise_steps, 1),
+                         (numba_steps.stepwise_steps, 2)):
+        chain = Chain(shapes, np.array([True, True, False]), w0.copy(), np.zeros_like(w0),
+                      np.zeros_like(w0), np.zeros_like(w0))
+        losses, correct = np.empty(steps, dtype), np.empty(steps, np.int64)
+        for first in (0, 5):  # two chunks: the second starts mid-epoch
+            part = slice(first, 5 if first == 0 else steps)
+            loop(chain, batches, first, adam._replace(alphas=adam.alphas[part]),
+                 numba_steps.scratch_for(chain, batches, pieces), pieces, losses[part], correct[part])
+        results.append((chain.w, chain.m, chain.v, chain.grads, losses, correct))
+    for got in results[1:]:
+        for a, b, name in zip(got, results[0], ("w", "m", "v", "grads", "losses", "correct")):
+            assert a.tobytes() == b.tobytes(), name
+
+
+def test_stepwise_steps_call_their_parts_with_the_types_compiled_for_them():
+    # A drift would compile another specialization at the first call: on a cold
+    # start, in the training process, on the critical path.
+    args = numba_steps.example_args("float32")
+    theirs, ours = numba_steps.serial_calls(args)
+    before = {d: set(d.signatures) for d, _ in theirs + ours}
+    numba_steps.stepwise_steps(*args)
+    for dispatcher, types in theirs + ours:
+        assert set(dispatcher.signatures) - before[dispatcher] <= {types}, dispatcher.py_func.__name__
+        assert types in dispatcher.signatures, dispatcher.py_func.__name__
 
 
 def test_the_parallel_steps_wait_for_a_running_helper_and_not_for_an_ended_one(monkeypatch):
@@ -163,8 +271,9 @@ def test_a_cold_fit_loads_the_helpers_share_and_gets_the_same_weights(tmp_path):
     # hits, misses: the helper's share loaded from the cache, never compiled
     # here; ours compiled here once (a second signature would mean that
     # serial_calls drifted from serial_steps' call sites).
-    assert stats["_rows_task"] == [1, 0] and stats["_update_task"] == [1, 0], stats
-    for name in ("_forward", "_loss_gradient", "_backward_from"):
+    for name in ("_rows_task", "_update_task", "_loss_gradient"):
+        assert stats[name] == [1, 0], stats
+    for name in ("_forward", "_backward_from"):
         assert stats[name] == [0, 1], stats
     with np.load(out) as cold:
         for got, want in zip([cold[k] for k in cold.files], sparse_fit("float64")):
