@@ -94,9 +94,11 @@ class FusedTrainer:
                      if config.skip_zeros(x.images if isinstance(x, ScaledImages) else x) else empty)
         self.inputs = self._inputs(x)
         # Steps with a serial twin of the parallel ones start on it and compile
-        # the parallel ones once the first chunk is reported: until then, one thread.
+        # the parallel ones once the first chunk is reported: until then, one
+        # thread. A run fixed on one thread moves to them too, as one task (a
+        # faster loop for the same bits: numba_steps._parallel_compiled).
         self.parts = 0
-        if len(self.rows[0]) and len(self.choice.counts) > 1 and hasattr(self.steps, "compile_parallel"):
+        if len(self.rows[0]) and self.choice.counts[0] == 1 and hasattr(self.steps, "compile_parallel"):
             self.choice.cap = 1
 
     def _inputs(self, x):
