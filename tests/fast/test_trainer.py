@@ -151,6 +151,20 @@ def test_callbacks_see_every_batch_with_the_layer_paths_logs(backend):
             assert a == pytest.approx(b, rel=1e-12)
 
 
+def test_a_batch_hook_set_on_a_callback_instance_is_called_too():
+    # The fused engine calls per batch only callbacks whose on_train_batch_end
+    # is not Callback's empty one: one set on the instance counts.
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((70, 6)), rng.integers(0, 3, 70)
+    model = Sequential([Dense(5, "relu", input_shape=(6,)), Dense(3, "softmax")], dtype="float64", seed=0)
+    model.compile()
+    hook, seen = Callback(), []
+    hook.on_train_batch_end = lambda batch, logs=None: seen.append((batch, logs["loss"]))
+    history = model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[hook], engine="fused")
+    assert [b for b, _ in seen] == [0, 1, 2, 3, 4] * 2
+    assert seen[-1][1] == history.history["loss"][-1]  # the epoch's logs are its last batch's
+
+
 def test_zero_skipping_is_chosen_by_density_and_bad_settings_are_refused(monkeypatch):
     from nn import InputError
     from nn.fast import config
