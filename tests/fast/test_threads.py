@@ -101,6 +101,15 @@ def test_at_large_batches_a_probe_is_two_steps():
     assert taken.get(1, 0) <= 3 * 2  # three two-step probes (four-step ones before)
 
 
+def test_at_large_batches_parts_are_short_and_two_threads_win_within_an_epoch():
+    # Batch 1024: 47 steps an epoch in chunks of 16 (the trainer's minimum).
+    # With parts of 32 steps (a whole chunk each) the fit moved to two threads
+    # only after most of an epoch; parts of about PART_SECONDS take one step.
+    choice = ThreadChoice(2)
+    taken = run(choice, 47, {1: 3.7e-3, 2: 2.5e-3}, chunk=16)
+    assert choice.best == 2 and taken[1] <= 16 + 8  # the untimed first part, then short parts and probes
+
+
 def test_noise_never_moves_to_more_threads_on_one_lucky_probe():
     choice = ThreadChoice(2)
     run(choice, 2000, {1: 2e-4, 2: 1.9e-4})  # two threads no faster: never chosen
