@@ -236,6 +236,21 @@ def test_thread_counts_are_read_as_given():
     assert result.stdout.split() == ["3", "2", "False"], result.stderr
 
 
+def test_openmp_spinning_is_shortened_unless_the_environment_says_otherwise():
+    code = ("import os; from nn.fast import config; "
+            "print(os.environ.get('GOMP_SPINCOUNT'), config.thread_settings()['GOMP_SPINCOUNT'])")
+    # (this process has imported nn: its environment has the setting already)
+    clean = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+
+    def read(**env):
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                              env=dict(clean, PYTHONPATH=ROOT, **env), timeout=600).stdout.split()
+
+    assert read() == ["30000", "30000"]
+    assert read(GOMP_SPINCOUNT="5") == ["5", "5"]
+    assert read(OMP_WAIT_POLICY="active") == ["None", "None"]
+
+
 @pytest.mark.parametrize("command", [["data"], ["evaluate", "no/such/model.npz"],
                                      ["gradcheck", "--examples", "1"]], ids=lambda c: c[0])
 @pytest.mark.parametrize("case", ["threads-word", "cache-no"])

@@ -75,6 +75,20 @@ NUM_THREADS, _NUM_PROBLEM = _threads("NN_NUM_THREADS")
 #: measured step times (nn.fast.threads); a count given is used as it is.
 ADAPTIVE_THREADS = os.environ.get("NN_NUM_THREADS", "").strip() in ("", "0")
 
+#: How long an idle OpenMP thread (numba's threading layer here) spins
+#: before it sleeps: GNU OpenMP's default, 300,000 turns of its wait loop,
+#: burnt 10-20 ms of a core after every parallel region measured here. Under
+#: load that spinning thread takes the core from the process that shares it
+#: and from our own calling thread: at batch 1024 with another process busy,
+#: a two-thread step took 16 ms with the default and 8-10 ms at 30,000, and
+#: the one-thread steps after it 9 ms against 4.5 ms. 30,000 turns (1-2 ms)
+#: still span the gaps between a step's two parallel regions and between
+#: parts, so a quiet machine's threads never sleep mid-chunk. Set here, before
+#: numba starts its threads; a value already in the environment is kept.
+SPIN_COUNT = "30000"
+if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
+
 #: Threads of the BLAS that numba's np.dot calls (SciPy's bundled OpenBLAS,
 #: separate from NumPy's) outside training, i.e. in predict and evaluate:
 #: default every core, as NumPy's own BLAS. Training sets it per path
@@ -118,7 +132,7 @@ def thread_settings():
     """What decides the threads in a run: numba's count and layer, BLAS env vars."""
     settings = {k: os.environ.get(k) for k in (
         "NN_NUM_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER", "OMP_NUM_THREADS",
-        "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY", "NN_BLAS_THREADS", "NN_SKIP_ZEROS")}
+        "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "NN_BLAS_THREADS", "NN_SKIP_ZEROS")}
     settings.update(fused_threads=NUM_THREADS, adaptive_threads=ADAPTIVE_THREADS,
                     numba_blas_threads=BLAS_THREADS,
                     skip_zeros_density=SKIP_ZEROS_DENSITY if SKIP_ZEROS == "auto" else None)
