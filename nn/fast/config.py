@@ -66,10 +66,12 @@ JIT = {"cache": CACHE, "error_model": "numpy"}
 JIT_MATMUL = dict(JIT, fastmath=FASTMATH_MATMUL)
 
 #: Threads of the fused steps (default: every core this process may use).
-#: The work is cut into fixed ranges and no sum crosses a range, so results
-#: are bit-identical for any count, and by default the trainer moves between
-#: counts (nn.fast.threads): on a machine shared with other busy processes it
-#: falls back to one thread instead of waiting for one that has lost its core.
+#: On the compressed-row path the work is cut into fixed ranges and no sum
+#: crosses a range, so results are bit-identical for any count, and by default
+#: the trainer moves between counts (nn.fast.threads): on a machine shared with
+#: other busy processes it falls back to one thread instead of waiting for one
+#: that has lost its core. The BLAS path's sums depend on OpenBLAS's thread
+#: count, so there a fit keeps one count.
 NUM_THREADS, _NUM_PROBLEM = _threads("NN_NUM_THREADS")
 #: Unset or 0: the trainer chooses each part's count, up to NUM_THREADS, from
 #: measured step times (nn.fast.threads); a count given is used as it is.

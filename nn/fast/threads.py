@@ -1,8 +1,10 @@
 """Fast engine: the thread count of each part of a chunk, chosen from measured step times.
 
-The fused steps give bit-identical results for any thread count (no sum
-crosses a task's range), so the count is free to change between any two
-steps. On a quiet machine every core wins; when another process is busy on
+On the compressed-row path the fused steps give bit-identical results for
+any thread count (no sum crosses a task's range), so the count is free to
+change between any two steps (the BLAS path's are not: OpenBLAS's sums
+depend on its thread count, and the trainer gives it a fixed count). On a
+quiet machine every core wins; when another process is busy on
 the same cores, a parallel region waits at its barrier for a thread that has
 lost its core, for up to a scheduler time slice (milliseconds, against a step
 of about 0.1 ms), and one thread is many times faster. No setting is right

@@ -89,14 +89,17 @@ class FusedTrainer:
         self.shapes = np.array([lyr.params["kernel"].shape for lyr in dense_layers], np.int64)
         self.relu = np.array([lyr.activation == "relu" for lyr in dense_layers])
         self.threads = config.NUM_THREADS
-        self.choice = ThreadChoice(self.threads, config.ADAPTIVE_THREADS and
-                                   hasattr(self.steps, "thread_counts"))
         empty = (np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, model.dtype))
         # Compressed rows of the training inputs, built once for the whole fit
         # (x cannot change during it): the steps then never scan zeros again.
         # (A ScaledImages' uint8 images have the same zeros as its floats, counted without them.)
         self.rows = (self.steps.nonzero_rows(_flat(x))
                      if config.skip_zeros(x.images if isinstance(x, ScaledImages) else x) else empty)
+        # The count may move between parts only where it cannot change a bit: on the
+        # compressed-row path. The BLAS path's products round as OpenBLAS blocks them,
+        # which depends on its thread count, so a run there keeps one count throughout.
+        self.choice = ThreadChoice(self.threads, config.ADAPTIVE_THREADS and len(self.rows[0]) > 0
+                                   and hasattr(self.steps, "thread_counts"))
         self.inputs = self._inputs(x)
         # Steps with a serial twin of the parallel ones start on it and compile
         # the parallel ones once the first chunk is reported: until then, one
