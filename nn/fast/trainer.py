@@ -127,7 +127,7 @@ class FusedTrainer:
     def thread_steps(self):
         """{thread count: steps run on it} so far, or None for steps with no thread knob (NumPy).
 
-        Results do not depend on it; the time does.
+        On the compressed-row path results do not depend on it, only the time does.
         """
         if not hasattr(self.steps, "thread_counts"):
             return None
@@ -180,7 +180,7 @@ class FusedTrainer:
         _, c1, c2, eps = opt.coefficients(1, dtype)  # only alpha depends on the step
         tasks = max(self.choice.counts)
         scratch = getattr(self.steps, "scratch_for", lambda *a: None)(chain, batches, tasks)
-        loss_sum, correct_sum, seen = sums
+        (loss_sum, correct_sum, seen), logs = sums, model.running_logs(sums)
         # Only callbacks that act on each batch are called per batch (the rest
         # would do nothing, 128 times a chunk); their logs are made only for them.
         listeners = [hook for hook in hooks if _acts_per_batch(hook)]
@@ -219,12 +219,15 @@ class FusedTrainer:
                         hook.on_train_batch_end(first + s, logs)
             if bad is not None:
                 raise BadStep(first + bad)
-        return model.running_logs((loss_sum, correct_sum, seen))
+        # The last batch's logs, as the teaching path returns them (a callback may
+        # have added to them, and History keeps what it added).
+        return logs if listeners else model.running_logs((loss_sum, correct_sum, seen))
 
     def _train_steps(self, chain, batches, first, adam, losses, correct, scratch):
         """train_steps over one chunk, in parts whose thread counts self.choice picks.
 
-        Results do not depend on the count, so only the time does.
+        On the compressed-row path results do not depend on the count, so only
+        the time does; the BLAS path's choice has one count (see __init__).
         """
         done, total = 0, len(adam.alphas)
         while done < total:

@@ -111,19 +111,22 @@ def test_history_says_how_many_steps_ran_on_each_thread_count(backend):
     assert set(taken) <= {1, 2, numba_steps.MAX_THREADS} and all(n > 0 for n in taken.values())
 
 
+@pytest.mark.skipif(numba_steps.MAX_THREADS < 2, reason="numba has one thread here")
 def test_the_blas_path_keeps_one_thread_count_for_the_whole_fit(monkeypatch):
     # OpenBLAS's sums depend on its thread count (a fit at batch 32 on 2,000 MNIST
     # images ended in other bits on 1 and 2 threads): moving between counts there
     # would make a result depend on timing.
     from nn.fast import config
     monkeypatch.setattr(config, "SKIP_ZEROS", "0")
+    monkeypatch.setattr(config, "ADAPTIVE_THREADS", True)  # the default, whatever NN_NUM_THREADS says here
+    monkeypatch.setattr(config, "NUM_THREADS", 2)
     rng = np.random.default_rng(4)
     x, y = rng.standard_normal((600, 12)), rng.integers(0, 3, 600)
     model = Sequential([Dense(8, "relu", input_shape=(12,)), Dense(3, "softmax")],
                        dtype="float64", seed=0, backend="numba")
     model.compile()
     history = model.fit(x, y, batch_size=4, epochs=3, verbose=0, engine="fused")
-    assert history.params["thread_steps"] == {config.NUM_THREADS: 3 * 150}
+    assert history.params["thread_steps"] == {2: 3 * 150}
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
@@ -178,6 +181,27 @@ def test_a_batch_hook_set_on_a_callback_instance_is_called_too():
     history = model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[hook], engine="fused")
     assert [b for b, _ in seen] == [0, 1, 2, 3, 4] * 2
     assert seen[-1][1] == history.history["loss"][-1]  # the epoch's logs are its last batch's
+
+
+class Adds(Callback):
+    """Writes into each batch's logs, as a user's callback may."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs["batches"] = batch + 1
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_what_a_callback_adds_to_the_last_batchs_logs_reaches_history_on_both_engines(backend):
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((70, 6)), rng.integers(0, 3, 70)
+    keys = {}
+    for engine in ("layers", "fused"):
+        model = Sequential([Dense(5, "relu", input_shape=(6,)), Dense(3, "softmax")], dtype="float64",
+                           seed=0, backend=backend)
+        model.compile()
+        keys[engine] = model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[Adds()],
+                                 engine=engine).history
+    assert keys["fused"]["batches"] == keys["layers"]["batches"] == [5, 5]
 
 
 def test_zero_skipping_is_chosen_by_density_and_bad_settings_are_refused(monkeypatch):
