@@ -204,6 +204,38 @@ def test_what_a_callback_adds_to_the_last_batchs_logs_reaches_history_on_both_en
     assert keys["fused"]["batches"] == keys["layers"]["batches"] == [5, 5]
 
 
+class EpochWeights(Callback):
+    """The weights after each epoch."""
+
+    def on_train_begin(self, logs=None):
+        self.after = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.after.append([w.copy() for w in self.model.get_weights()])
+
+
+def test_a_checkpoint_every_n_batches_holds_the_weights_of_the_batch_it_names(tmp_path):
+    # The fused engine replays a chunk's batches after running it; a checkpoint at
+    # a batch inside the chunk would hold the chunk's last weights under its name.
+    # Here an epoch is one chunk (150 steps): its end is the only batch it can save.
+    from nn.callbacks import ModelCheckpoint
+    from nn.saving import load_weights
+
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((600, 6)), rng.integers(0, 3, 600)
+    model = Sequential([Dense(5, "relu", input_shape=(6,)), Dense(3, "softmax")], dtype="float64", seed=0)
+    model.compile()
+    check = ModelCheckpoint(str(tmp_path / "ck-{epoch}-{batch}.weights.npz"), save_weights_only=True,
+                            save_freq=7)
+    ends = EpochWeights()
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[check, ends], engine="fused")
+    assert [p.rsplit("/", 1)[1] for p in check.saved] == ["ck-1-150.weights.npz", "ck-2-150.weights.npz"]
+    for path, want in zip(check.saved, ends.after):
+        load_weights(model, path)
+        for got, expected in zip(model.get_weights(), want):
+            np.testing.assert_array_equal(got, expected, err_msg=path)
+
+
 def test_zero_skipping_is_chosen_by_density_and_bad_settings_are_refused(monkeypatch):
     from nn import InputError
     from nn.fast import config
