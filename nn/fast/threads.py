@@ -78,7 +78,6 @@ class ThreadChoice:
         self.best = self.counts[0]  # the safe start: more threads must prove themselves
         self.wait, self.gap, self.turn, self.wins = 0, 1, 0, 0
         self.warm = False  # the first call compiles and warms caches: never timed
-        self.first = None  # seconds per step of that call: an upper bound, to size parts until timed ones
         self.cap = None  # the most threads offered now (None: every count)
         self.warming = None  # the count a probe's untimed warming step runs on
         self.timing = None  # the count whose warming step passed: time it next
@@ -114,7 +113,7 @@ class ThreadChoice:
 
     def _part_steps(self):
         """Steps of a part: about PART_SECONDS on the chosen count, 1 to PART_STEPS."""
-        step = self.usual(self.best) or self.first
+        step = self.usual(self.best)
         return max(1, min(PART_STEPS, round(PART_SECONDS / step))) if step else PART_STEPS
 
     def _probe_steps(self):
@@ -127,7 +126,7 @@ class ThreadChoice:
         self.steps[threads] = self.steps.get(threads, 0) + steps
         now = seconds / steps
         if not self.warm:
-            self.warm, self.first = True, now
+            self.warm = True
             return
         if threads == self.warming:  # a probe's first step: not a measure, unless hopeless
             self.warming = None
