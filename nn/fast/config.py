@@ -85,11 +85,34 @@ ADAPTIVE_THREADS = os.environ.get("NN_NUM_THREADS", "").strip() in ("", "0")
 #: a two-thread step took 16 ms with the default and 8-10 ms at 30,000, and
 #: the one-thread steps after it 9 ms against 4.5 ms. 30,000 turns (1-2 ms)
 #: still span the gaps between a step's two parallel regions and between
-#: parts, so a quiet machine's threads never sleep mid-chunk. Set here, before
-#: numba starts its threads; a value already in the environment is kept.
+#: parts, so a quiet machine's threads never sleep mid-chunk. Set by
+#: `shorter_spinning` when the numba backend loads (nn.fast.numba_kernels),
+#: not when nn is imported.
 SPIN_COUNT = "30000"
-if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
-    os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
+SPIN_SET = False  # whether shorter_spinning set GOMP_SPINCOUNT in this process
+
+
+def shorter_spinning():
+    """Set GOMP_SPINCOUNT to SPIN_COUNT for numba's OpenMP threads, once, if it can still count.
+
+    GNU OpenMP reads it when it loads, which numba does when it first starts
+    its threads: after that, or when GOMP_SPINCOUNT or OMP_WAIT_POLICY is
+    already in the environment, this does nothing. True when it set it. The
+    process environment is shared: libraries loading OpenMP later (and child
+    processes) see it too.
+    """
+    global SPIN_SET
+    if SPIN_SET or "GOMP_SPINCOUNT" in os.environ or "OMP_WAIT_POLICY" in os.environ:
+        return False
+    try:
+        import numba.np.ufunc.parallel as pool
+    except ImportError:
+        return False
+    if getattr(pool, "_is_initialized", True):  # numba's threads (and OpenMP) already started
+        return False
+    os.environ["GOMP_SPINCOUNT"], SPIN_SET = SPIN_COUNT, True
+    return True
+
 
 #: Threads of the BLAS that numba's np.dot calls (SciPy's bundled OpenBLAS,
 #: separate from NumPy's) outside training, i.e. in predict and evaluate:
@@ -135,7 +158,7 @@ def thread_settings():
     settings = {k: os.environ.get(k) for k in (
         "NN_NUM_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER", "OMP_NUM_THREADS",
         "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "NN_BLAS_THREADS", "NN_SKIP_ZEROS")}
-    settings.update(fused_threads=NUM_THREADS, adaptive_threads=ADAPTIVE_THREADS,
+    settings.update(fused_threads=NUM_THREADS, adaptive_threads=ADAPTIVE_THREADS, gomp_spincount_set_by_nn=SPIN_SET,
                     numba_blas_threads=BLAS_THREADS,
                     skip_zeros_density=SKIP_ZEROS_DENSITY if SKIP_ZEROS == "auto" else None)
     try:
