@@ -2,8 +2,8 @@
 
 NN_NUMBA_CACHE=0|1 turns the on-disk cache of compiled code off or on (default
 on, so a new process skips compilation); NN_NUM_THREADS sets the threads of the
-fused steps (unset or 0: up to every core, each chunk's count chosen from
-measured step times) and NN_BLAS_THREADS those of the BLAS behind numba's
+fused steps (unset or 0: up to every core, and on the compressed-row path
+each part's count chosen from measured step times) and NN_BLAS_THREADS those of the BLAS behind numba's
 np.dot outside training (each a positive integer; unset or 0: every core); NN_SKIP_ZEROS=0|1|auto
 decides whether the fused trainer skips zero inputs.
 
@@ -73,8 +73,9 @@ JIT_MATMUL = dict(JIT, fastmath=FASTMATH_MATMUL)
 #: that has lost its core. The BLAS path's sums depend on OpenBLAS's thread
 #: count, so there a fit keeps one count.
 NUM_THREADS, _NUM_PROBLEM = _threads("NN_NUM_THREADS")
-#: Unset or 0: the trainer chooses each part's count, up to NUM_THREADS, from
-#: measured step times (nn.fast.threads); a count given is used as it is.
+#: Unset or 0: on the compressed-row path the trainer chooses each part's
+#: count, up to NUM_THREADS, from measured step times (nn.fast.threads); the
+#: BLAS path keeps NUM_THREADS. A count given is used as it is.
 ADAPTIVE_THREADS = os.environ.get("NN_NUM_THREADS", "").strip() in ("", "0")
 
 #: How long an idle OpenMP thread (numba's threading layer here) spins

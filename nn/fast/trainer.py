@@ -29,7 +29,7 @@ from nn.optimizers import Adam
 from nn.scaled import ScaledImages
 
 #: Examples per call (a chunk), and at least MIN_CHUNK_STEPS steps: small
-#: enough for the progress bar to move every 10-40 ms, large enough that the
+#: enough for the progress bar to move every 10-70 ms, large enough that the
 #: Python between calls (the non-finite check, copying the weights back to
 #: the layers, the batches' logs: 0.5-0.6 ms a chunk here) stays at a few
 #: percent of a chunk: 128 steps at batch 32 take about 12 ms on two threads,
