@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import time
@@ -58,7 +59,9 @@ def worker(framework, batch_sizes, epochs, seed, target, launched):
                           "time_to_accuracy_s": reached - launched if reached else None,
                           "epochs_to_accuracy": len(seconds) if reached else None,
                           # nn's thread choice: steps per thread count (JSON keys are strings)
-                          "thread_steps": THREAD_STEPS.pop(batch_size, None)}), flush=True)
+                          "thread_steps": THREAD_STEPS.pop(batch_size, None),
+                          # OpenMP's spinning in this worker (nn's numba backend shortens it)
+                          "gomp_spincount": os.environ.get("GOMP_SPINCOUNT")}), flush=True)
 
 
 def summarise(row, examples, peak):

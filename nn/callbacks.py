@@ -277,11 +277,17 @@ class ModelCheckpoint(MonitorCallback):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        """With an integer save_freq: save every save_freq batches."""
+        """With an integer save_freq: save once save_freq batches have passed, at the first
+        batch whose weights the model holds.
+
+        On the layers engine that is every batch. The fused engine replays a
+        chunk's batches after running it, the model holding the chunk's last
+        weights: a file named after a batch inside the chunk would hold later ones.
+        """
         if self.save_freq == "epoch":
             return
         self._since += 1
-        if self._since >= self.save_freq:
+        if self._since >= self.save_freq and self.model._progress.get("step") == batch + 1:
             self._since = 0
             self._save(self._epoch, batch, logs)
 

@@ -22,7 +22,8 @@ What is measured, and when, on each engine: the figures are always those
 of the probe batch at the weights and Adam state of the moment, so both
 engines record the same quantities. On the "layers" engine a measurement
 happens after the first step at least N steps after the previous one. The
-"fused" engine runs chunks of steps (4096 examples, 128 batches of 32) and
+"fused" engine runs chunks of steps (4096 examples, 128 batches of 32, and
+at least 16 steps at larger batches) and
 calls the callbacks for each batch only after the whole chunk, with the
 weights then at the end of the chunk: there the every-N measurements fall
 on chunk ends, and `diagnostics_steps/step` says which step that was

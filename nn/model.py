@@ -338,7 +338,8 @@ class Sequential:
         times faster). None: "fused" on the numba backend when the model is
         a Dense chain, else "layers". `history.params["engine"]` says which ran;
         with the fused engine on numba, `history.params["thread_steps"]` says how
-        many steps ran on each thread count (nn.fast.threads chooses them).
+        many steps ran on each thread count (nn.fast.threads chooses them on the
+        compressed-row path; the BLAS path keeps one).
 
         A non-finite loss, gradient or weight stops training with a
         NonFiniteError naming the epoch, the step and the first layer that

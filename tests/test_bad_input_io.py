@@ -236,6 +236,22 @@ def test_thread_counts_are_read_as_given():
     assert result.stdout.split() == ["3", "2", "False"], result.stderr
 
 
+def test_openmp_spinning_is_shortened_when_numba_loads_unless_the_environment_says_otherwise():
+    code = ("import os, nn; print(os.environ.get('GOMP_SPINCOUNT'), end=' '); "
+            "from nn.fast import numba_kernels, config; "
+            "s = config.thread_settings(); print(s['GOMP_SPINCOUNT'], s['gomp_spincount_set_by_nn'])")
+    # (this process has loaded numba's backend: its environment has the setting already)
+    clean = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+
+    def read(**env):
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                              env=dict(clean, PYTHONPATH=ROOT, **env), timeout=600).stdout.split()
+
+    assert read() == ["None", "30000", "True"]  # not at `import nn`; when the numba backend loads
+    assert read(GOMP_SPINCOUNT="5") == ["5", "5", "False"]
+    assert read(OMP_WAIT_POLICY="active") == ["None", "None", "False"]
+
+
 @pytest.mark.parametrize("command", [["data"], ["evaluate", "no/such/model.npz"],
                                      ["gradcheck", "--examples", "1"]], ids=lambda c: c[0])
 @pytest.mark.parametrize("case", ["threads-word", "cache-no"])

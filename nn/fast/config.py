@@ -2,8 +2,8 @@
 
 NN_NUMBA_CACHE=0|1 turns the on-disk cache of compiled code off or on (default
 on, so a new process skips compilation); NN_NUM_THREADS sets the threads of the
-fused steps (unset or 0: up to every core, each chunk's count chosen from
-measured step times) and NN_BLAS_THREADS those of the BLAS behind numba's
+fused steps (unset or 0: up to every core, and on the compressed-row path
+each part's count chosen from measured step times) and NN_BLAS_THREADS those of the BLAS behind numba's
 np.dot outside training (each a positive integer; unset or 0: every core); NN_SKIP_ZEROS=0|1|auto
 decides whether the fused trainer skips zero inputs.
 
@@ -66,14 +66,54 @@ JIT = {"cache": CACHE, "error_model": "numpy"}
 JIT_MATMUL = dict(JIT, fastmath=FASTMATH_MATMUL)
 
 #: Threads of the fused steps (default: every core this process may use).
-#: The work is cut into fixed ranges and no sum crosses a range, so results
-#: are bit-identical for any count, and by default the trainer moves between
-#: counts (nn.fast.threads): on a machine shared with other busy processes it
-#: falls back to one thread instead of waiting for one that has lost its core.
+#: On the compressed-row path the work is cut into fixed ranges and no sum
+#: crosses a range, so results are bit-identical for any count, and by default
+#: the trainer moves between counts (nn.fast.threads): on a machine shared with
+#: other busy processes it falls back to one thread instead of waiting for one
+#: that has lost its core. The BLAS path's sums depend on OpenBLAS's thread
+#: count, so there a fit keeps one count.
 NUM_THREADS, _NUM_PROBLEM = _threads("NN_NUM_THREADS")
-#: Unset or 0: the trainer chooses each part's count, up to NUM_THREADS, from
-#: measured step times (nn.fast.threads); a count given is used as it is.
+#: Unset or 0: on the compressed-row path the trainer chooses each part's
+#: count, up to NUM_THREADS, from measured step times (nn.fast.threads); the
+#: BLAS path keeps NUM_THREADS. A count given is used as it is.
 ADAPTIVE_THREADS = os.environ.get("NN_NUM_THREADS", "").strip() in ("", "0")
+
+#: How long an idle OpenMP thread (numba's threading layer here) spins
+#: before it sleeps: GNU OpenMP's default, 300,000 turns of its wait loop,
+#: burnt 10-20 ms of a core after every parallel region measured here. Under
+#: load that spinning thread takes the core from the process that shares it
+#: and from our own calling thread: at batch 1024 with another process busy,
+#: a two-thread step took 16 ms with the default and 8-10 ms at 30,000, and
+#: the one-thread steps after it 9 ms against 4.5 ms. 30,000 turns (1-2 ms)
+#: still span the gaps between a step's two parallel regions and between
+#: parts, so a quiet machine's threads never sleep mid-chunk. Set by
+#: `shorter_spinning` when the numba backend loads (nn.fast.numba_kernels),
+#: not when nn is imported.
+SPIN_COUNT = "30000"
+SPIN_SET = False  # whether shorter_spinning set GOMP_SPINCOUNT in this process
+
+
+def shorter_spinning():
+    """Set GOMP_SPINCOUNT to SPIN_COUNT for numba's OpenMP threads, once, if it can still count.
+
+    GNU OpenMP reads it when it loads, which numba does when it first starts
+    its threads: after that, or when GOMP_SPINCOUNT or OMP_WAIT_POLICY is
+    already in the environment, this does nothing. True when it set it. The
+    process environment is shared: libraries loading OpenMP later (and child
+    processes) see it too.
+    """
+    global SPIN_SET
+    if SPIN_SET or "GOMP_SPINCOUNT" in os.environ or "OMP_WAIT_POLICY" in os.environ:
+        return False
+    try:
+        import numba.np.ufunc.parallel as pool
+    except ImportError:
+        return False
+    if getattr(pool, "_is_initialized", True):  # numba's threads (and OpenMP) already started
+        return False
+    os.environ["GOMP_SPINCOUNT"], SPIN_SET = SPIN_COUNT, True
+    return True
+
 
 #: Threads of the BLAS that numba's np.dot calls (SciPy's bundled OpenBLAS,
 #: separate from NumPy's) outside training, i.e. in predict and evaluate:
@@ -118,8 +158,8 @@ def thread_settings():
     """What decides the threads in a run: numba's count and layer, BLAS env vars."""
     settings = {k: os.environ.get(k) for k in (
         "NN_NUM_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER", "OMP_NUM_THREADS",
-        "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY", "NN_BLAS_THREADS", "NN_SKIP_ZEROS")}
-    settings.update(fused_threads=NUM_THREADS, adaptive_threads=ADAPTIVE_THREADS,
+        "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "NN_BLAS_THREADS", "NN_SKIP_ZEROS")}
+    settings.update(fused_threads=NUM_THREADS, adaptive_threads=ADAPTIVE_THREADS, gomp_spincount_set_by_nn=SPIN_SET,
                     numba_blas_threads=BLAS_THREADS,
                     skip_zeros_density=SKIP_ZEROS_DENSITY if SKIP_ZEROS == "auto" else None)
     try:

@@ -23,6 +23,7 @@ from nn.fast.config import BLAS_THREADS, JIT
 from nn.fast.numba_fused import adam_flat, bias_act, bias_sum, relu_mask, xent_rows
 
 config.check()  # refuse a bad NN_* setting before anything compiles or runs with it
+config.shorter_spinning()  # before numba starts its OpenMP threads (see config.SPIN_COUNT)
 
 MAX_THREADS = numba.config.NUMBA_NUM_THREADS  # the size of numba's thread pool
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from nn.kernels.numpy_kernels import (adam_update, bias_grad, dense_forward, matmul_nt, matmul_tn,
                                       relu_backward, softmax_xent_backward, softmax_xent_forward)
-from nn.scaled import row_blocks
+from nn.scaled import ScaledImages, divide, row_blocks
 
 NAME = "numpy"
 
@@ -103,11 +103,16 @@ def nonzero_rows(x):
     step reads a new batch's rows from memory, a quarter fewer bytes of them
     (and 14 MB less for MNIST). Made in two passes over blocks of rows
     (count, then fill), so that beside the result only one block's
-    temporaries exist: never a mask or a float copy of all of x.
+    temporaries exist: never a mask or a float copy of all of x. A
+    ScaledImages is read as its uint8 images, whose zeros are its floats'
+    (a pixel of 1 or more over a finite scale is above 0), and only the
+    nonzero pixels are divided: the same quotients, a fifth of the divisions.
     """
+    scaled = isinstance(x, ScaledImages)
+    raw = x.images.reshape(len(x), -1) if scaled else x
     counts = np.empty(len(x), np.int64)
     at = 0
-    for block in row_blocks(x):
+    for block in row_blocks(raw):
         counts[at:at + len(block)] = np.count_nonzero(block, axis=1)
         at += len(block)
     indptr = np.zeros(len(x) + 1, np.int64)
@@ -115,11 +120,11 @@ def nonzero_rows(x):
     index = np.uint16 if x.shape[1] <= 1 << 16 else np.int32
     indices, values = np.empty(indptr[-1], index), np.empty(indptr[-1], x.dtype)
     columns, at = np.arange(x.shape[1], dtype=index), 0
-    for block in row_blocks(x):
+    for block in row_blocks(raw):
         nonzero = block != 0  # boolean indexing is row-major: rows, then columns, ascending
         lo, hi = indptr[at], indptr[at + len(block)]
         indices[lo:hi] = np.broadcast_to(columns, block.shape)[nonzero]
-        values[lo:hi] = block[nonzero]
+        values[lo:hi] = divide(block[nonzero], x.scale, x.dtype) if scaled else block[nonzero]
         at += len(block)
     return indptr, indices, values
 

@@ -1,19 +1,23 @@
 """Fast engine: the thread count of each part of a chunk, chosen from measured step times.
 
-The fused steps give bit-identical results for any thread count (no sum
-crosses a task's range), so the count is free to change between any two
-steps. On a quiet machine every core wins; when another process is busy on
+On the compressed-row path the fused steps give bit-identical results for
+any thread count (no sum crosses a task's range), so the count is free to
+change between any two steps (the BLAS path's are not: OpenBLAS's sums
+depend on its thread count, and the trainer gives it a fixed count). On a
+quiet machine every core wins; when another process is busy on
 the same cores, a parallel region waits at its barrier for a thread that has
 lost its core, for up to a scheduler time slice (milliseconds, against a step
 of about 0.1 ms), and one thread is many times faster. No setting is right
 for both, so `ThreadChoice` measures.
 
-A chunk runs in parts of PART_STEPS steps on the chosen count; each part is
-timed, and the count's usual time is the median of its last USUAL parts.
-Now and then another count is probed: one warming step, untimed (idle
+A chunk runs in parts of about PART_SECONDS on the chosen count (at most
+PART_STEPS steps: 32 at batch 32, 1 or 2 at batch 1024, whose steps take
+2-4 ms); each part is timed, and the count's usual time is the median of its
+last USUAL parts. So every decision below takes about as long at any batch
+size. Now and then another count is probed: one warming step, untimed (idle
 threads sleep, and waking them costs a step or two), then timed steps worth
 about PROBE_SECONDS on the chosen count (at most PROBE_STEPS: 8 at batch 32,
-1 at batch 1024, whose chunks are 4 steps). A warming step ABORT times slower than the chosen count's step ends
+1 at batch 1024). A warming step ABORT times slower than the chosen count's step ends
 the probe as a loss at once, so under load a probe costs one step. The
 SETTLE parts on the chosen count after a probe are not timed: measured here
 at batch 32, the two parts of two threads after a one-thread probe took about
@@ -37,16 +41,19 @@ import statistics
 
 #: Timed steps of a probe of another count, after its warming step: at most
 #: this many, and no more than take about PROBE_SECONDS on the chosen count:
-#: long enough to time, and no longer (a step at batch 1024 takes 2-4 ms, and
-#: its chunk is 4 steps: eight-step probes spent whole chunks on the other
-#: count). Under load the warming step has usually ended the probe before them.
+#: long enough to time, and no longer (a step at batch 1024 takes 2-4 ms:
+#: eight-step probes there spent whole chunks on the other count). Under load
+#: the warming step has usually ended the probe before them.
 PROBE_STEPS = 8
 PROBE_SECONDS = 0.8e-3
 #: A warming step this much slower than the chosen count's step ends the
 #: probe: waking threads costs about a step here, a barrier under load 30-100
 #: (a scheduler time slice, 10-30 ms, against a step of 0.1-0.3 ms).
 ABORT = 8
-#: Steps of a part on the chosen count: a wrong choice costs at most this many.
+#: A part on the chosen count: about this long, and at most PART_STEPS steps
+#: (a wrong choice costs at most that). With parts of a fixed 32 steps, batch
+#: 1024's took 80-130 ms each, and moving to two threads most of an epoch.
+PART_SECONDS = 4e-3
 PART_STEPS = 32
 #: Parts whose median is a count's usual time per step.
 USUAL = 3
@@ -88,12 +95,12 @@ class ThreadChoice:
         if len(self.counts) == 1 or (self.cap is not None and self.cap <= self.counts[0]):
             return self.best, steps
         if not self.warm or self.settle or self.best not in self.parts:
-            return self.best, min(PART_STEPS, steps)  # untimed, settling, or measure it first
+            return self.best, min(self._part_steps(), steps)  # untimed, settling, or measure it first
         if self.timing is not None:
             return self.timing, min(self._probe_steps(), steps)
         if self.wait > 0:
             self.wait -= 1
-            return self.best, min(PART_STEPS, steps)
+            return self.best, min(self._part_steps(), steps)
         offered = [c for c in self.counts if self.cap is None or c <= self.cap]
         others = [c for c in offered if c != self.best]
         if self.loaded is not None:  # a new load: fewer threads first
@@ -103,6 +110,11 @@ class ThreadChoice:
         self.turn += 1
         self.warming = others[self.turn % len(others)]
         return self.warming, 1
+
+    def _part_steps(self):
+        """Steps of a part: about PART_SECONDS on the chosen count, 1 to PART_STEPS."""
+        step = self.usual(self.best)
+        return max(1, min(PART_STEPS, round(PART_SECONDS / step))) if step else PART_STEPS
 
     def _probe_steps(self):
         """Timed steps of a probe: about PROBE_SECONDS on the chosen count, 1 to PROBE_STEPS."""

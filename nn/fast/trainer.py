@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from nn.callbacks import Callback
 from nn.fast import config, steps_for
 from nn.fast.steps import AdamSteps, Batches, Chain, line_aligned, param_views
 from nn.fast.threads import ThreadChoice
@@ -27,10 +28,14 @@ from nn.nonfinite import BadStep
 from nn.optimizers import Adam
 from nn.scaled import ScaledImages
 
-#: Examples per call: small enough for the progress bar to move about ten
-#: times an epoch, large enough that the per-call cost (packing weights,
-#: Adam's alphas, the call) is well under 1% of the call.
+#: Examples per call (a chunk), and at least MIN_CHUNK_STEPS steps: small
+#: enough for the progress bar to move every 10-70 ms, large enough that the
+#: Python between calls (the non-finite check, copying the weights back to
+#: the layers, the batches' logs: 0.5-0.6 ms a chunk here) stays at a few
+#: percent of a chunk: 128 steps at batch 32 take about 12 ms on two threads,
+#: and 4 steps at batch 1024 took 8-10 ms, which the minimum makes 16.
 CHUNK_EXAMPLES = 4096
+MIN_CHUNK_STEPS = 16
 
 
 def _flat(x):
@@ -84,19 +89,24 @@ class FusedTrainer:
         self.shapes = np.array([lyr.params["kernel"].shape for lyr in dense_layers], np.int64)
         self.relu = np.array([lyr.activation == "relu" for lyr in dense_layers])
         self.threads = config.NUM_THREADS
-        self.choice = ThreadChoice(self.threads, config.ADAPTIVE_THREADS and
-                                   hasattr(self.steps, "thread_counts"))
         empty = (np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, model.dtype))
         # Compressed rows of the training inputs, built once for the whole fit
         # (x cannot change during it): the steps then never scan zeros again.
         # (A ScaledImages' uint8 images have the same zeros as its floats, counted without them.)
         self.rows = (self.steps.nonzero_rows(_flat(x))
                      if config.skip_zeros(x.images if isinstance(x, ScaledImages) else x) else empty)
+        # The count may move between parts only where it cannot change a bit: on the
+        # compressed-row path. The BLAS path's products round as OpenBLAS blocks them,
+        # which depends on its thread count, so a run there keeps one count throughout.
+        self.choice = ThreadChoice(self.threads, config.ADAPTIVE_THREADS and len(self.rows[0]) > 0
+                                   and hasattr(self.steps, "thread_counts"))
         self.inputs = self._inputs(x)
         # Steps with a serial twin of the parallel ones start on it and compile
-        # the parallel ones once the first chunk is reported: until then, one thread.
+        # the parallel ones once the first chunk is reported: until then, one
+        # thread. A run fixed on one thread moves to them too, as one task (a
+        # faster loop for the same bits: numba_steps._parallel_compiled).
         self.parts = 0
-        if len(self.rows[0]) and len(self.choice.counts) > 1 and hasattr(self.steps, "compile_parallel"):
+        if len(self.rows[0]) and self.choice.counts[0] == 1 and hasattr(self.steps, "compile_parallel"):
             self.choice.cap = 1
 
     def _inputs(self, x):
@@ -117,7 +127,7 @@ class FusedTrainer:
     def thread_steps(self):
         """{thread count: steps run on it} so far, or None for steps with no thread knob (NumPy).
 
-        Results do not depend on it; the time does.
+        On the compressed-row path results do not depend on it, only the time does.
         """
         if not hasattr(self.steps, "thread_counts"):
             return None
@@ -161,7 +171,7 @@ class FusedTrainer:
         x = _flat(x) if self.inputs is None else self.inputs
         y, order = y.astype(np.int64, copy=False), order.astype(np.int64, copy=False)
         batch_size = min(batch_size, len(order))  # the same batches; scratch sized by the data
-        steps, chunk = math.ceil(len(order) / batch_size), max(1, CHUNK_EXAMPLES // batch_size)
+        steps, chunk = math.ceil(len(order) / batch_size), max(MIN_CHUNK_STEPS, CHUNK_EXAMPLES // batch_size)
         flats = self._pack()
         grads = line_aligned(flats[0].shape, flats[0].dtype)
         grads[:] = 0
@@ -171,6 +181,10 @@ class FusedTrainer:
         tasks = max(self.choice.counts)
         scratch = getattr(self.steps, "scratch_for", lambda *a: None)(chain, batches, tasks)
         (loss_sum, correct_sum, seen), logs = sums, model.running_logs(sums)
+        # Only callbacks that act on each batch are called per batch (the rest
+        # would do nothing, 128 times a chunk); their logs are made only for them.
+        listeners = [hook for hook in hooks if _acts_per_batch(hook)]
+        before = [np.empty_like(f) for f in flats]  # a chunk's starting state, to undo it
 
         def train(first, alphas, losses, correct):
             adam = AdamSteps(alphas, c1, c2, eps)
@@ -180,7 +194,8 @@ class FusedTrainer:
             count = min(chunk, steps - first)
             losses, correct = np.empty(count, dtype), np.empty(count, np.int64)
             alphas = opt.alphas(opt.iterations + 1, count, dtype)
-            before = [f.copy() for f in flats]
+            for dest, src in zip(before, flats):
+                np.copyto(dest, src)
             with np.errstate(all="ignore"):  # non-finite values are caught just below
                 train(first, alphas, losses, correct)
             bad = None
@@ -196,19 +211,23 @@ class FusedTrainer:
                 loss_sum += float(losses[s]) * size
                 correct_sum += int(correct[s])
                 seen += size
-                logs = model.running_logs((loss_sum, correct_sum, seen))
                 if s == count - 1:  # the model's state is now that after this step
                     model._progress.update(step=first + count, sums=(loss_sum, correct_sum, seen))
-                for hook in hooks:
-                    hook.on_train_batch_end(first + s, logs)
+                if listeners:
+                    logs = model.running_logs((loss_sum, correct_sum, seen))
+                    for hook in listeners:
+                        hook.on_train_batch_end(first + s, logs)
             if bad is not None:
                 raise BadStep(first + bad)
-        return logs
+        # The last batch's logs, as the teaching path returns them (a callback may
+        # have added to them, and History keeps what it added).
+        return logs if listeners else model.running_logs((loss_sum, correct_sum, seen))
 
     def _train_steps(self, chain, batches, first, adam, losses, correct, scratch):
         """train_steps over one chunk, in parts whose thread counts self.choice picks.
 
-        Results do not depend on the count, so only the time does.
+        On the compressed-row path results do not depend on the count, so only
+        the time does; the BLAS path's choice has one count (see __init__).
         """
         done, total = 0, len(adam.alphas)
         while done < total:
@@ -250,6 +269,12 @@ class FusedTrainer:
                 return s
             losses[s], correct[s] = loss[0], ok[0]
         return len(alphas)  # each step alone stayed finite: the chunk is kept as replayed
+
+
+def _acts_per_batch(hook):
+    """Whether a callback's on_train_batch_end does anything (it is not Callback's empty one)."""
+    method = getattr(hook, "on_train_batch_end", None)
+    return getattr(method, "__func__", method) is not Callback.on_train_batch_end
 
 
 def _finite(losses, flats):

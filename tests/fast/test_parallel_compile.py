@@ -53,5 +53,7 @@ def test_a_fit_starts_on_one_thread_and_offers_more_once_compiled(monkeypatch):
     monkeypatch.undo()
     serial, used = fitted(monkeypatch, adaptive=False)
     assert {t for t, _ in used} == {1}
+    # one thread fixed moves to the parallel loop too, as one task
+    assert used[:2] == [(1, 1), (1, 1)] and all(cap is None for _, cap in used[2:])
     for got, want in zip(weights, serial):  # any thread count gives the same bits
         np.testing.assert_array_equal(got, want)

@@ -101,6 +101,20 @@ def test_at_large_batches_a_probe_is_two_steps():
     assert taken.get(1, 0) <= 3 * 2  # three two-step probes (four-step ones before)
 
 
+def test_at_large_batches_parts_are_short_and_two_threads_win_within_an_epoch():
+    # Batch 1024: 47 steps an epoch in chunks of 16 (the trainer's minimum),
+    # capped to one thread for the first two chunks, as the trainer does until
+    # the parallel steps are compiled. With parts of 32 steps (a whole chunk
+    # each) the fit then took most of an epoch to move to two threads; parts
+    # of about PART_SECONDS take one step.
+    choice, big = ThreadChoice(2), {1: 3.7e-3, 2: 2.5e-3}
+    choice.cap = 1
+    run(choice, 32, big, chunk=16)
+    choice.cap = None
+    taken = run(choice, 47 - 32, big, chunk=16)
+    assert choice.best == 2 and taken[1] <= 8  # short parts and probes, then two threads
+
+
 def test_noise_never_moves_to_more_threads_on_one_lucky_probe():
     choice = ThreadChoice(2)
     run(choice, 2000, {1: 2e-4, 2: 1.9e-4})  # two threads no faster: never chosen

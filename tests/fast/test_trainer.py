@@ -111,6 +111,24 @@ def test_history_says_how_many_steps_ran_on_each_thread_count(backend):
     assert set(taken) <= {1, 2, numba_steps.MAX_THREADS} and all(n > 0 for n in taken.values())
 
 
+@pytest.mark.skipif(numba_steps.MAX_THREADS < 2, reason="numba has one thread here")
+def test_the_blas_path_keeps_one_thread_count_for_the_whole_fit(monkeypatch):
+    # OpenBLAS's sums depend on its thread count (a fit at batch 32 on 2,000 MNIST
+    # images ended in other bits on 1 and 2 threads): moving between counts there
+    # would make a result depend on timing.
+    from nn.fast import config
+    monkeypatch.setattr(config, "SKIP_ZEROS", "0")
+    monkeypatch.setattr(config, "ADAPTIVE_THREADS", True)  # the default, whatever NN_NUM_THREADS says here
+    monkeypatch.setattr(config, "NUM_THREADS", 2)
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((600, 12)), rng.integers(0, 3, 600)
+    model = Sequential([Dense(8, "relu", input_shape=(12,)), Dense(3, "softmax")],
+                       dtype="float64", seed=0, backend="numba")
+    model.compile()
+    history = model.fit(x, y, batch_size=4, epochs=3, verbose=0, engine="fused")
+    assert history.params["thread_steps"] == {2: 3 * 150}
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 def test_alphas_equal_coefficients_step_by_step(dtype):
     adam = Adam(learning_rate=0.003, beta_1=0.8, beta_2=0.99)
@@ -149,6 +167,73 @@ def test_callbacks_see_every_batch_with_the_layer_paths_logs(backend):
     else:
         for (_, a), (_, b) in zip(seen[True], seen[False]):
             assert a == pytest.approx(b, rel=1e-12)
+
+
+def test_a_batch_hook_set_on_a_callback_instance_is_called_too():
+    # The fused engine calls per batch only callbacks whose on_train_batch_end
+    # is not Callback's empty one: one set on the instance counts.
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((70, 6)), rng.integers(0, 3, 70)
+    model = Sequential([Dense(5, "relu", input_shape=(6,)), Dense(3, "softmax")], dtype="float64", seed=0)
+    model.compile()
+    hook, seen = Callback(), []
+    hook.on_train_batch_end = lambda batch, logs=None: seen.append((batch, logs["loss"]))
+    history = model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[hook], engine="fused")
+    assert [b for b, _ in seen] == [0, 1, 2, 3, 4] * 2
+    assert seen[-1][1] == history.history["loss"][-1]  # the epoch's logs are its last batch's
+
+
+class Adds(Callback):
+    """Writes into each batch's logs, as a user's callback may."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs["batches"] = batch + 1
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_what_a_callback_adds_to_the_last_batchs_logs_reaches_history_on_both_engines(backend):
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((70, 6)), rng.integers(0, 3, 70)
+    keys = {}
+    for engine in ("layers", "fused"):
+        model = Sequential([Dense(5, "relu", input_shape=(6,)), Dense(3, "softmax")], dtype="float64",
+                           seed=0, backend=backend)
+        model.compile()
+        keys[engine] = model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[Adds()],
+                                 engine=engine).history
+    assert keys["fused"]["batches"] == keys["layers"]["batches"] == [5, 5]
+
+
+class EpochWeights(Callback):
+    """The weights after each epoch."""
+
+    def on_train_begin(self, logs=None):
+        self.after = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.after.append([w.copy() for w in self.model.get_weights()])
+
+
+def test_a_checkpoint_every_n_batches_holds_the_weights_of_the_batch_it_names(tmp_path):
+    # The fused engine replays a chunk's batches after running it; a checkpoint at
+    # a batch inside the chunk would hold the chunk's last weights under its name.
+    # Here an epoch is one chunk (150 steps): its end is the only batch it can save.
+    from nn.callbacks import ModelCheckpoint
+    from nn.saving import load_weights
+
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((600, 6)), rng.integers(0, 3, 600)
+    model = Sequential([Dense(5, "relu", input_shape=(6,)), Dense(3, "softmax")], dtype="float64", seed=0)
+    model.compile()
+    check = ModelCheckpoint(str(tmp_path / "ck-{epoch}-{batch}.weights.npz"), save_weights_only=True,
+                            save_freq=7)
+    ends = EpochWeights()
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[check, ends], engine="fused")
+    assert [p.rsplit("/", 1)[1] for p in check.saved] == ["ck-1-150.weights.npz", "ck-2-150.weights.npz"]
+    for path, want in zip(check.saved, ends.after):
+        load_weights(model, path)
+        for got, expected in zip(model.get_weights(), want):
+            np.testing.assert_array_equal(got, expected, err_msg=path)
 
 
 def test_zero_skipping_is_chosen_by_density_and_bad_settings_are_refused(monkeypatch):
