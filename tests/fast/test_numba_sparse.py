@@ -25,10 +25,10 @@ def test_block_and_tail_round_alike(dtype, n, rng):
     block = numba_sparse.BLOCK
     cols, vals, matrix = terms(rng, dtype, n, 9, 2 * block + 3)  # two whole blocks and a tail
     out = np.full(matrix.shape[1], np.nan, dtype)  # every output must be written
-    numba_sparse._rows_times(cols, vals, n, matrix, out)
+    numba_sparse._rows_times(cols, vals, n, matrix, out, False)
     for j in range(0, matrix.shape[1], 7):  # output j alone takes the plain loop (O < BLOCK)
         alone = np.full(1, np.nan, dtype)
-        numba_sparse._rows_times(cols, vals, n, np.ascontiguousarray(matrix[:, j:j + 1]), alone)
+        numba_sparse._rows_times(cols, vals, n, np.ascontiguousarray(matrix[:, j:j + 1]), alone, False)
         assert out[j].tobytes() == alone[0].tobytes(), f"output {j}: {out[j]!r} vs {alone[0]!r}"
 
 
@@ -37,7 +37,7 @@ def test_rows_times_is_the_product(dtype, rng):
     n, block = 23, numba_sparse.BLOCK
     cols, vals, matrix = terms(rng, dtype, n + 4, 11, block + 5)
     out = np.empty(matrix.shape[1], dtype)
-    numba_sparse._rows_times(cols, vals, n, matrix, out)  # the 4 terms past n are ignored
+    numba_sparse._rows_times(cols, vals, n, matrix, out, False)  # the 4 terms past n are ignored
     want = vals[:n].astype(np.float64) @ matrix[cols[:n]].astype(np.float64)
     # n terms summed in order: each rounding is at most u of the running sum,
     # so |out - want| <= n u sum|terms| (float64 reference, exact to ~1e-16).
