@@ -38,10 +38,17 @@ from nn.fast.numba_fused import _backward_from, _block, _forward, _loss_gradient
 #: registers, 128 float64 fill 16. One block is a whole row of the seed
 #: network's first layer, so a row's every term is added with no store.
 BLOCK = 128
-#: Batch rows per tile of the first layer (tile_count): the forward's sums of
-#: a tile's rows, TILE x BLOCK (16 KiB of float32), and the gradient's rows of
-#: g for a tile stay in L1 (48 KiB here) while the tile visits every column.
-TILE = 32
+#: Most batch rows in a tile of the first layer (tile_count): the forward's
+#: sums of a tile's rows, up to TILE x BLOCK (32 KiB of float32), and the
+#: gradient's rows of g for a tile stay in L1 (48 KiB here) while the tile
+#: visits every column. Tiles hold at most SMALL_TILE rows in batches of
+#: fewer than LARGE_BATCH rows: in paired epochs (docs/benchmarks.md) tiles
+#: of 64 rows took 0.85-0.87x the time of the untiled kernels at batch 1024,
+#: tiles of 32 rows 0.93-0.97x; at batch 128 tiles of 64 took 1.09x, of 32
+#: 1.00x.
+TILE = 64
+SMALL_TILE = 32
+LARGE_BATCH = 512
 #: Its stack buffer's items (a constant, as _stack_buffer needs).
 TILE_ITEMS = TILE * BLOCK
 
@@ -160,11 +167,13 @@ def tile_count(rows, pieces):
     """How many tiles a batch of `rows` rows is cut into for `pieces` tasks.
 
     At least one per task (each task of the forward owns whole tiles), and
-    enough that none holds more than TILE rows. Tile t holds batch rows
-    rows * t // tiles up to rows * (t + 1) // tiles. Every sum keeps its
-    order however the batch is cut, so the count changes no result.
+    enough that none holds more than TILE rows (SMALL_TILE below LARGE_BATCH
+    rows). Tile t holds batch rows rows * t // tiles up to
+    rows * (t + 1) // tiles. Every sum keeps its order however the batch is
+    cut, so the count changes no result.
     """
-    return max(pieces, (rows + TILE - 1) // TILE)
+    most = TILE if rows >= LARGE_BATCH else SMALL_TILE
+    return max(pieces, (rows + most - 1) // most)
 
 
 @njit(**JIT)
@@ -205,8 +214,8 @@ def _tile_times(starts, rows, vals, b0, b1, matrix, out):
     row's every output is still one chain of fused multiply-adds from +0
     over its nonzero inputs in ascending order, the bits of `_rows_times`
     on the row, but each row of matrix is read once per tile instead of once
-    per term: the sums of BLOCK outputs of all the tile's rows (TILE x BLOCK,
-    16 KiB of float32) stay in L1, where a load and a store per term is
+    per term: the sums of BLOCK outputs of all the tile's rows (at most TILE
+    x BLOCK, 32 KiB of float32) stay in L1, where a load and a store per term is
     cheaper than reading matrix's row (for W1, 401 KB) from L2 again.
     """
     n_in, width = matrix.shape

@@ -34,8 +34,8 @@ from nn.fast.config import CACHE, JIT
 from nn.fast.numba_fused import Scratch, _backward_from, _forward, _loss_gradient, dense_step, layout
 from nn.fast.numba_kernels import MAX_THREADS, warm_up
 from nn.fast.numba_kernels import threads as thread_counts  # noqa: F401  (the trainer's knob)
-from nn.fast.numba_sparse import (TILE, _batch_rows, _rows_task, _update_task, prefetch_ahead, serial_steps,
-                                  sparse_step, tile_count)
+from nn.fast.numba_sparse import (LARGE_BATCH, TILE, _batch_rows, _rows_task, _update_task, prefetch_ahead,
+                                  serial_steps, sparse_step, tile_count)
 from nn.fast.steps import AdamSteps, Batches, Chain
 from nn.fast.steps import line_aligned, nonzero_rows  # noqa: F401  (NumPy: a compiled loop took longer than it saves)
 
@@ -44,13 +44,20 @@ NAME = "numba"
 _helper = None  # the compile helper of this run (start_helper), until the parallel steps load
 
 
+def most_tiles(batch_size, tasks):
+    """The most tiles (numba_sparse.tile_count) any step of batch_size rows or fewer cuts its
+    batch into on up to `tasks` tasks: a short last batch below LARGE_BATCH rows takes smaller
+    tiles, so it may have more than a whole batch of LARGE_BATCH rows or more."""
+    return max(tile_count(batch_size, tasks), tile_count(min(batch_size, LARGE_BATCH - 1), tasks))
+
+
 def scratch_for(chain, batches, tasks):
     """Scratch for train_steps on these batches with up to `tasks` tasks (a few KB to MB)."""
     dtype, batch_size, n_in = batches.x.dtype, batches.batch_size, int(chain.shapes[:, 0].max())
     width = int(chain.shapes[:, 1].sum())
     sparse = len(batches.indptr) > 0
     longest = int(np.diff(batches.indptr).max(initial=0)) if sparse else 0  # MNIST: ~300 of 784
-    tiles = tile_count(batch_size, tasks) if sparse else 0  # the most any step cuts its batch into
+    tiles = most_tiles(batch_size, tasks) if sparse else 0
     per_tile = min(TILE, batch_size) * longest
     return Scratch(acts=line_aligned(batch_size * width, dtype),  # rows start cache lines
                    deltas=line_aligned(batch_size * width, dtype),
@@ -116,8 +123,9 @@ def train_steps(chain, batches, first_step, adam, threads, losses, correct, scra
     if not len(batches.indptr):
         dense_steps(chain, batches, first_step, adam, scratch, losses, correct)
         return
-    if len(scratch.starts) < tile_count(batches.batch_size, pieces):  # the compiled loops do not check bounds
-        raise ValueError(f"scratch for {len(scratch.starts)} tiles, not {tile_count(batches.batch_size, pieces)}")
+    tiles = most_tiles(batches.batch_size, pieces)
+    if len(scratch.starts) < tiles:  # the compiled loops do not check bounds
+        raise ValueError(f"scratch for {len(scratch.starts)} tiles, not {tiles}")
     if pieces == 1 and not _parallel_compiled(chain):
         args = (chain, batches, first_step, adam, scratch, 1, losses, correct)
         if _helper is not None and not serial_steps.signatures:

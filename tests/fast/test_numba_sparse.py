@@ -80,7 +80,8 @@ def chain_for(dtype, n_in, n_out):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("rows", [5, 2 * numba_sparse.TILE + 7])  # one tile a task; several, uneven
+# One tile a task; several, uneven; the larger tiles of a large batch.
+@pytest.mark.parametrize("rows", [5, 2 * numba_sparse.SMALL_TILE + 7, numba_sparse.LARGE_BATCH + 75])
 @pytest.mark.parametrize("pieces", [1, 2, 3])
 def test_tiled_forward_gives_each_row_its_own_chain(dtype, rows, pieces, rng):
     from nn.fast.numba_steps import scratch_for
@@ -100,7 +101,7 @@ def test_tiled_forward_gives_each_row_its_own_chain(dtype, rows, pieces, rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("rows", [5, 2 * numba_sparse.TILE + 7])
+@pytest.mark.parametrize("rows", [5, 2 * numba_sparse.SMALL_TILE + 7, numba_sparse.LARGE_BATCH + 75])
 @pytest.mark.parametrize("pieces", [1, 2, 3])
 def test_tiled_gradient_sums_each_column_over_the_batch_in_row_order(dtype, rows, pieces, rng):
     from nn.fast.numba_steps import scratch_for
@@ -123,11 +124,13 @@ def test_tiled_gradient_sums_each_column_over_the_batch_in_row_order(dtype, rows
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("batch, n", [(4, 50), (numba_sparse.TILE + 9, 100)], ids=["small", "tiles"])
+@pytest.mark.parametrize("batch, n", [(4, 50), (numba_sparse.SMALL_TILE + 9, 100),
+                                      (numba_sparse.LARGE_BATCH + 20, 1000)], ids=["small", "tiles", "large"])
 def test_serial_and_parallel_steps_give_the_same_bits(dtype, batch, n, rng):
     """serial_steps and sparse_steps on 1, 2 and 3 tasks: the same weights, moments, gradient,
     losses and counts, bit for bit, with a first layer of a whole register block and a tail,
-    on batches of one tile a task and of several (the last batch is short)."""
+    on batches of one tile a task and of several (the last batch is short: in "large", 460
+    rows in smaller tiles, more of them than the whole batches')."""
     from nn.fast.numba_steps import scratch_for, sparse_steps
     from nn.fast.steps import AdamSteps, Batches, Chain, nonzero_rows
     from nn.optimizers import Adam
