@@ -8,10 +8,12 @@ between calls), median of ROUNDS such loops after a warm-up (compilation
 excluded):
 
 - first layer forward: first_layer_rows (x[idx] @ W1 over nonzero inputs,
-  bias, ReLU), one parallel region;
+  bias, ReLU, and grouping each tile's nonzeros by column), one parallel
+  region;
 - later layers and loss: Dense 2 and 3 forward, softmax cross-entropy and
   their backward on BLAS, on the calling thread;
-- first-layer gradient: W1's gradient x^T g over nonzero inputs (serial);
+- first-layer gradient: W1's gradient x^T g over nonzero inputs, from the
+  forward's grouping (serial);
 - Adam: the update of all 104,938 parameters (serial);
 - parallel region: entering and leaving an empty prange of `threads` tasks
   (a step enters two);

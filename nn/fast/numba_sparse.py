@@ -6,12 +6,15 @@ nn.fast.steps.nonzero_rows, in NumPy: compiling a loop for it took longer
 than it saves), so a step is:
 
 - first_layer_rows (parallel): x[idx] @ W1 from x's compressed rows, visiting
-  only nonzero inputs; the batch rows are cut into ranges, one per thread.
+  only nonzero inputs; the batch rows are cut into tiles (tile_count), each
+  task owning whole tiles, and each tile's nonzeros are grouped by input
+  column so that a row of W1 is read once per tile, not once per term.
 - the later layers, the loss and their gradients on BLAS (numba_fused):
   small products, on the calling thread.
 - first_layer_update (parallel): W1's gradient x^T g, each row of it a sum
-  over the batch in row order, then Adam on every parameter; the kernel's
-  input rows are cut into ranges, so each task owns whole rows of memory.
+  over the batch in row order (tile after tile, from the forward's
+  grouping), then Adam on every parameter; the kernel's input rows are cut
+  into ranges, so each task owns whole rows of memory.
 
 Every sum has one fixed order whatever the number of threads, so the result
 does not depend on it. Skipped terms are exact zeros: they change no sum.
