@@ -8,10 +8,12 @@ between calls), median of ROUNDS such loops after a warm-up (compilation
 excluded):
 
 - first layer forward: first_layer_rows (x[idx] @ W1 over nonzero inputs,
-  bias, ReLU), one parallel region;
+  bias, ReLU, and grouping each tile's nonzeros by column), one parallel
+  region;
 - later layers and loss: Dense 2 and 3 forward, softmax cross-entropy and
   their backward on BLAS, on the calling thread;
-- first-layer gradient: W1's gradient x^T g over nonzero inputs (serial);
+- first-layer gradient: W1's gradient x^T g over nonzero inputs, from the
+  forward's grouping (serial);
 - Adam: the update of all 104,938 parameters (serial);
 - parallel region: entering and leaving an empty prange of `threads` tasks
   (a step enters two);
@@ -39,8 +41,8 @@ from numba import njit, prange
 
 from nn.fast.numba_fused import _backward_from, _forward, _loss_gradient, adam_flat, layout
 from nn.fast.numba_kernels import set_blas_threads
-from nn.fast.numba_sparse import (_input_columns, _rows_times, first_layer_rows,
-                                  first_layer_update, serial_steps, sparse_step)
+from nn.fast.numba_sparse import (_gradient_rows, first_layer_rows, first_layer_update, serial_steps,
+                                  sparse_step, tile_count)
 from nn.fast.numba_steps import scratch_for, sparse_steps
 from nn.fast.steps import AdamSteps, Batches, Chain, line_aligned, nonzero_rows
 
@@ -69,12 +71,8 @@ def _first_grad(s, repeats):
     n_in, n_out, rows = s.shapes[0, 0], s.shapes[0, 1], s.idx.shape[0]
     d_kernel = s.grads[:n_in * n_out].reshape(n_in, n_out)
     g = s.deltas[:rows * n_out].reshape(rows, n_out)
-    for _ in range(repeats):
-        _input_columns(s.batch_cols, s.batch_vals, s.counts[:rows], 0, n_in, s.starts[0],
-                       s.cols[0], s.vals[0])
-        for k in range(n_in):
-            lo, hi = s.starts[0, k], s.starts[0, k + 1]
-            _rows_times(s.cols[0, lo:], s.vals[0, lo:], hi - lo, g, d_kernel[k])
+    for _ in range(repeats):  # the batch's grouping by column is the forward's (first_layer_rows)
+        _gradient_rows(s.scratch, g, d_kernel, 0, n_in, tile_count(rows, s.pieces))
 
 
 @njit
@@ -92,7 +90,7 @@ def _empty_region(out, pieces):
 @njit
 def _region(s, repeats):
     for _ in range(repeats):
-        _empty_region(s.counts, s.pieces)
+        _empty_region(s.region, s.pieces)
 
 
 @njit
@@ -137,7 +135,7 @@ def state(x, y, batch_size, pieces):
                   h=scratch.acts[:batch_size * 128].reshape(batch_size, 128),
                   **{k: getattr(chain, k) for k in ("shapes", "relu", "w", "m", "v", "grads")},
                   **{k: getattr(scratch, k) for k in scratch._fields if k != "labels"},
-                  labels=scratch.labels)
+                  labels=scratch.labels, region=np.zeros(pieces, np.int64))
     return namedtuple("StepState", list(fields))(**fields)
 
 

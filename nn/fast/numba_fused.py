@@ -18,19 +18,17 @@ class Scratch(NamedTuple):
 
     acts, deltas (B * sum of units,): each layer's outputs and gradients, layer
     after layer; labels (B,) int64; xb (B * I,): the gathered batch on the BLAS
-    path (empty on the compressed-row path). Compressed-row path only:
-    batch_cols, batch_vals (B, most nonzeros of a row): each batch row's
-    nonzero inputs, counts (B,) how many; starts (T, I + 1), cols, vals
-    (T, B * most): per-task copies grouped by input column, for T tasks.
+    path (empty on the compressed-row path). Compressed-row path only, for
+    the T tiles of batch rows the first layer cuts a batch into
+    (numba_sparse.tile_count): starts (T, I + 1), cols, vals (T, most rows
+    of a tile * most nonzeros of a row): each tile's nonzero inputs grouped
+    by input column (cols: their rows in the tile; empty (0, ...) off that path).
     """
 
     acts: np.ndarray
     deltas: np.ndarray
     labels: np.ndarray
     xb: np.ndarray
-    batch_cols: np.ndarray
-    batch_vals: np.ndarray
-    counts: np.ndarray
     starts: np.ndarray
     cols: np.ndarray
     vals: np.ndarray

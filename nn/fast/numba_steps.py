@@ -36,7 +36,8 @@ from nn.fast.config import CACHE, JIT
 from nn.fast.numba_fused import Scratch, _backward_from, _forward, _loss_gradient, dense_step, layout
 from nn.fast.numba_kernels import MAX_THREADS, warm_up
 from nn.fast.numba_kernels import threads as thread_counts  # noqa: F401  (the trainer's knob)
-from nn.fast.numba_sparse import _batch_rows, _rows_task, _update_task, prefetch_ahead, serial_steps, sparse_step
+from nn.fast.numba_sparse import (LARGE_BATCH, TILE, _batch_rows, _rows_task, _update_task, prefetch_ahead,
+                                  serial_steps, sparse_step, tile_count)
 from nn.fast.steps import AdamSteps, Batches, Chain
 from nn.fast.steps import line_aligned, nonzero_rows  # noqa: F401  (NumPy: a compiled loop took longer than it saves)
 
@@ -46,23 +47,28 @@ _helper = None  # the compile helper of this run (start_helper), until the paral
 _parts_ready = False  # whether stepwise_steps' parts are compiled here or cached (_serial_ready)
 
 
+def most_tiles(batch_size, tasks):
+    """The most tiles (numba_sparse.tile_count) any step of batch_size rows or fewer cuts its
+    batch into on up to `tasks` tasks: a short last batch below LARGE_BATCH rows takes smaller
+    tiles, so it may have more than a whole batch of LARGE_BATCH rows or more."""
+    return max(tile_count(batch_size, tasks), tile_count(min(batch_size, LARGE_BATCH - 1), tasks))
+
+
 def scratch_for(chain, batches, tasks):
     """Scratch for train_steps on these batches with up to `tasks` tasks (a few KB to MB)."""
     dtype, batch_size, n_in = batches.x.dtype, batches.batch_size, int(chain.shapes[:, 0].max())
     width = int(chain.shapes[:, 1].sum())
     sparse = len(batches.indptr) > 0
     longest = int(np.diff(batches.indptr).max(initial=0)) if sparse else 0  # MNIST: ~300 of 784
-    per_task = batch_size * longest
+    tiles = most_tiles(batch_size, tasks) if sparse else 0
+    per_tile = min(TILE, batch_size) * longest
     return Scratch(acts=line_aligned(batch_size * width, dtype),  # rows start cache lines
                    deltas=line_aligned(batch_size * width, dtype),
                    labels=np.empty(batch_size, np.int64),
                    xb=np.empty(0 if sparse else batch_size * batches.x.shape[1], dtype),
-                   batch_cols=np.empty((batch_size, longest), batches.indices.dtype),
-                   batch_vals=np.empty((batch_size, longest), dtype),
-                   counts=np.empty(batch_size, np.int64),
-                   starts=np.empty((tasks if sparse else 0, n_in + 1), np.int64),
-                   cols=np.empty((tasks if sparse else 0, per_task), np.uint32),  # batch rows: unsigned, no wrap test
-                   vals=np.empty((tasks if sparse else 0, per_task), dtype))
+                   starts=np.empty((tiles, n_in + 1), np.int64),
+                   cols=np.empty((tiles, per_tile), np.uint32),  # rows of a tile: unsigned, no wrap test
+                   vals=np.empty((tiles, per_tile), dtype))
 
 
 @njit(nogil=True, **JIT)
@@ -120,8 +126,9 @@ def train_steps(chain, batches, first_step, adam, threads, losses, correct, scra
     if not len(batches.indptr):
         dense_steps(chain, batches, first_step, adam, scratch, losses, correct)
         return
-    if len(scratch.starts) < pieces:  # the compiled loops do not check bounds
-        raise ValueError(f"scratch for {len(scratch.starts)} tasks, not {pieces}")
+    tiles = most_tiles(batches.batch_size, pieces)
+    if len(scratch.starts) < tiles:  # the compiled loops do not check bounds
+        raise ValueError(f"scratch for {len(scratch.starts)} tiles, not {tiles}")
     if pieces == 1 and not _parallel_compiled(chain):
         args = (chain, batches, first_step, adam, scratch, 1, losses, correct)
         if _helper is not None and not serial_steps.signatures and not _serial_ready(args):
