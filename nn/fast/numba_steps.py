@@ -253,15 +253,6 @@ def serial_calls(args):
     return theirs, ours
 
 
-def _offsets(shapes):
-    """numba_fused.layout in NumPy: (kernel_at (L,), bias_at (L,), out_at (L + 1,)), all int64."""
-    sizes = shapes[:, 0] * shapes[:, 1]
-    ends = np.cumsum(sizes + shapes[:, 1])
-    kernel_at = (ends - sizes - shapes[:, 1]).astype(np.int64)
-    out_at = np.concatenate([[0], np.cumsum(shapes[:, 1])]).astype(np.int64)
-    return kernel_at, (kernel_at + sizes).astype(np.int64), out_at
-
-
 def stepwise_steps(chain, batches, first_step, adam, scratch, pieces, losses, correct):
     """serial_steps with its loop over steps in Python: each step calls the compiled parts it is made of.
 
@@ -276,7 +267,8 @@ def stepwise_steps(chain, batches, first_step, adam, scratch, pieces, losses, co
     """
     shapes, relu, w, acts, deltas = chain.shapes, chain.relu, chain.w, scratch.acts, scratch.deltas
     n_in, n_out, n_last = int(shapes[0, 0]), int(shapes[0, 1]), int(shapes[-1, 1])
-    kernel, bias, at = w[:n_in * n_out].reshape(n_in, n_out), w[n_in * n_out:n_in * n_out + n_out], _offsets(shapes)
+    kernel, bias = w[:n_in * n_out].reshape(n_in, n_out), w[n_in * n_out:n_in * n_out + n_out]
+    at = layout.py_func(shapes)  # layout's Python body, as NumPy runs it: compiling it here costs what is saved
     last_at, first_relu, total = int(at[2][-2]), relu[0], batches.order.shape[0]
     for s in range(adam.alphas.shape[0]):
         start = min((first_step + s) * batches.batch_size, total)

@@ -156,23 +156,14 @@ def test_stepwise_steps_until_the_helper_says_it_has_cached_serial_steps(monkeyp
 def test_stepwise_steps_give_serial_steps_bits(dtype, rng):
     """stepwise_steps on 1 and 2 tasks and serial_steps: the same weights, moments, gradient,
     losses and counts, bit for bit (a first layer wider than a register block, a short last batch)."""
-    from nn.fast.numba_sparse import BLOCK
-    from nn.fast.steps import AdamSteps, Batches, Chain
-    from nn.optimizers import Adam
+    from tests.fast.test_numba_sparse import fresh_chain, sparse_chain_problem
 
-    widths, n, batch, steps = (40, BLOCK + 2, 6, 3), 50, 4, 13  # the 13th batch is short
-    x = rng.standard_normal((n, widths[0])).astype(dtype)
-    x[rng.random(x.shape) < 0.8] = 0
-    shapes = np.array(list(zip(widths[:-1], widths[1:])), np.int64)
-    w0 = (0.1 * rng.standard_normal(sum(a * c + c for a, c in shapes.tolist()))).astype(dtype)
-    batches = Batches(x, rng.integers(0, 3, n), rng.permutation(n).astype(np.int64), batch,
-                      *numba_steps.nonzero_rows(x))
-    adam = AdamSteps(Adam().alphas(1, steps, dtype), *Adam().coefficients(1, dtype)[1:])
+    n, batch, steps = 50, 4, 13  # the 13th batch is short
+    shapes, w0, batches, adam = sparse_chain_problem(rng, dtype, n, batch, steps)
     results = []
     for loop, pieces in ((numba_steps.serial_steps, 1), (numba_steps.stepwise_steps, 1),
                          (numba_steps.stepwise_steps, 2)):
-        chain = Chain(shapes, np.array([True, True, False]), w0.copy(), np.zeros_like(w0),
-                      np.zeros_like(w0), np.zeros_like(w0))
+        chain = fresh_chain(shapes, w0)
         losses, correct = np.empty(steps, dtype), np.empty(steps, np.int64)
         for first in (0, 5):  # two chunks: the second starts mid-epoch
             part = slice(first, 5 if first == 0 else steps)

@@ -17,6 +17,31 @@ import pytest
 numba_sparse = pytest.importorskip("nn.fast.numba_sparse")
 
 
+def sparse_chain_problem(rng, dtype, n, batch, steps):
+    """A four-layer chain on n sparse rows (a first layer of a register block and a tail):
+    (shapes, initial flat weights, the epoch's Batches, AdamSteps for `steps` steps)."""
+    from nn.fast.steps import AdamSteps, Batches, nonzero_rows
+    from nn.optimizers import Adam
+
+    widths = (40, numba_sparse.BLOCK + 2, 6, 3)
+    x = rng.standard_normal((n, widths[0])).astype(dtype)
+    x[rng.random(x.shape) < 0.8] = 0
+    shapes = np.array(list(zip(widths[:-1], widths[1:])), np.int64)
+    w0 = (0.1 * rng.standard_normal(sum(a * c + c for a, c in shapes.tolist()))).astype(dtype)
+    batches = Batches(x, rng.integers(0, 3, n), rng.permutation(n).astype(np.int64), batch,
+                      *nonzero_rows(x))
+    adam = AdamSteps(Adam().alphas(1, steps, dtype), *Adam().coefficients(1, dtype)[1:])
+    return shapes, w0, batches, adam
+
+
+def fresh_chain(shapes, w0):
+    """The problem's chain at its start: weights w0, zero moments and gradient."""
+    from nn.fast.steps import Chain
+
+    return Chain(shapes, np.array([True, True, False]), w0.copy(), np.zeros_like(w0), np.zeros_like(w0),
+                 np.zeros_like(w0))
+
+
 def terms(rng, dtype, n, rows, width):
     """n terms: row indices into a (rows, width) matrix, with repeats, and their factors."""
     cols = rng.integers(0, rows, n).astype(np.int32)
@@ -132,21 +157,12 @@ def test_serial_and_parallel_steps_give_the_same_bits(dtype, batch, n, rng):
     on batches of one tile a task and of several (the last batch is short: in "large", 460
     rows in smaller tiles, more of them than the whole batches')."""
     from nn.fast.numba_steps import scratch_for, sparse_steps
-    from nn.fast.steps import AdamSteps, Batches, Chain, nonzero_rows
-    from nn.optimizers import Adam
 
-    widths, steps = (40, numba_sparse.BLOCK + 2, 6, 3), -(-n // batch)
-    x = rng.standard_normal((n, widths[0])).astype(dtype)
-    x[rng.random(x.shape) < 0.8] = 0
-    shapes = np.array(list(zip(widths[:-1], widths[1:])), np.int64)
-    w0 = (0.1 * rng.standard_normal(sum(a * c + c for a, c in shapes.tolist()))).astype(dtype)
-    batches = Batches(x, rng.integers(0, 3, n), rng.permutation(n).astype(np.int64), batch,
-                      *nonzero_rows(x))
-    adam = AdamSteps(Adam().alphas(1, steps, dtype), *Adam().coefficients(1, dtype)[1:])
+    steps = -(-n // batch)
+    shapes, w0, batches, adam = sparse_chain_problem(rng, dtype, n, batch, steps)
     results = []
     for run, pieces in (("serial", 1), ("parallel", 1), ("parallel", 2), ("parallel", 3)):
-        chain = Chain(shapes, np.array([True, True, False]), w0.copy(), np.zeros_like(w0),
-                      np.zeros_like(w0), np.zeros_like(w0))
+        chain = fresh_chain(shapes, w0)
         losses, correct = np.empty(steps, dtype), np.empty(steps, np.int64)
         loop = numba_sparse.serial_steps if run == "serial" else sparse_steps
         loop(chain, batches, 0, adam, scratch_for(chain, batches, pieces), pieces, losses, correct)
