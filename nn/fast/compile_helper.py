@@ -221,10 +221,9 @@ def main(argv):
         return 0  # the training process ended, or will never run the serial steps
     numba_steps.serial_steps.compile(tuple(numba.typeof(a) for a in args))
     _say("steps")
-    from nn.fast import config
-
-    if config.NUM_THREADS < 2 or numba_steps.MAX_THREADS < 2:
-        return 0  # the training process will never run the parallel steps
+    # Every run that starts on the serial steps moves to the parallel ones once
+    # they are compiled, one fixed to a single thread too (as one task: a faster
+    # loop, nn.fast.trainer), so they are compiled whatever the thread count.
     os.nice(10)
     chain, batches, _, adam, scratch, _, losses, correct = args
     numba_steps.compile_parallel(chain, batches, adam, scratch, losses, correct)
