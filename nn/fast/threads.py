@@ -15,10 +15,17 @@ PART_STEPS steps: 32 at batch 32, 1 or 2 at batch 1024, whose steps take
 2-4 ms); each part is timed, and the count's usual time is the median of its
 last USUAL parts. So every decision below takes about as long at any batch
 size. Now and then another count is probed: one warming step, untimed (idle
-threads sleep, and waking them costs a step or two), then timed steps worth
-about PROBE_SECONDS on the chosen count (at most PROBE_STEPS: 8 at batch 32,
-1 at batch 1024). A warming step ABORT times slower than the chosen count's step ends
-the probe as a loss at once, so under load a probe costs one step. The
+threads sleep, and waking them costs a step or two), then untimed settling
+steps worth about PROBE_SETTLE_SECONDS (at most PROBE_SETTLE_STEPS), then
+timed steps worth about PROBE_SECONDS on the chosen count (at most
+PROBE_STEPS: 8 at batch 32, 1 at batch 1024). The settling steps are there
+because a count's first steps after another's are slow: measured here at
+batch 32, two-thread steps after one-thread ones took 1.2-1.6x their steady
+time for about 8 steps (the weights and moments moving between the cores'
+caches, most likely), and a probe timed over them lost to one thread where
+two were 0.85x its time. A warming or settling step ABORT times slower than
+the chosen count's step ends the probe as a loss at once, so under load a
+probe costs one step. The
 SETTLE parts on the chosen count after a probe are not timed: measured here
 at batch 32, the two parts of two threads after a one-thread probe took about
 twice their usual time (the weights and moments moving back between the
@@ -46,10 +53,16 @@ import statistics
 #: the warming step has usually ended the probe before them.
 PROBE_STEPS = 8
 PROBE_SECONDS = 0.8e-3
-#: A warming step this much slower than the chosen count's step ends the
-#: probe: waking threads costs about a step here, a barrier under load 30-100
-#: (a scheduler time slice, 10-30 ms, against a step of 0.1-0.3 ms).
-ABORT = 8
+#: Untimed steps of a probe after its warming step (see above): at most this
+#: many, and no more than take about PROBE_SETTLE_SECONDS on the chosen count.
+PROBE_SETTLE_STEPS = 8
+PROBE_SETTLE_SECONDS = 2e-3
+#: A warming step (or the settling steps' mean) this much slower than the
+#: chosen count's step ends the probe: waking threads costs about a step here
+#: (the first two-thread step after one-thread ones took 1.0x a one-thread
+#: step), a step under load 5x (batch 32, one busy process, OpenMP's shorter
+#: spinning: config.SPIN_COUNT) to 30-100x (a barrier waiting a whole time slice).
+ABORT = 3
 #: A part on the chosen count: about this long, and at most PART_STEPS steps
 #: (a wrong choice costs at most that). With parts of a fixed 32 steps, batch
 #: 1024's took 80-130 ms each, and moving to two threads most of an epoch.
@@ -61,8 +74,10 @@ USUAL = 3
 SETTLE = 2
 #: The longest wait, in parts, between probes.
 MAX_WAIT = 64
-#: More threads must be this much faster a step, twice in a row, to be chosen.
-CLEAR_WIN = 0.8
+#: More threads must be this much faster a step, twice in a row, to be chosen
+#: (two threads took 0.85x one thread's epoch here, the day the second vCPU gave
+#: 0.71x its multiply-adds; 0.8 then kept a fit on one thread throughout).
+CLEAR_WIN = 0.9
 #: A part this much slower a step than the count's usual means a new load:
 #: a barrier waiting for time slices is 15-300x here; blips seen were up to 6x.
 LOADED = 10.0
@@ -80,7 +95,8 @@ class ThreadChoice:
         self.warm = False  # the first call compiles and warms caches: never timed
         self.cap = None  # the most threads offered now (None: every count)
         self.warming = None  # the count a probe's untimed warming step runs on
-        self.timing = None  # the count whose warming step passed: time it next
+        self.timing = None  # the count whose warming step passed: settle on it, then time it
+        self.settling = False  # whether the probe of self.timing has its settling steps to run
         self.settle = 0  # untimed parts left after a probe
         self.loaded = None  # seconds per step of a part that signalled a new load
         self.steps = {}  # thread count -> steps run on it (every part, timed or not)
@@ -97,6 +113,8 @@ class ThreadChoice:
         if not self.warm or self.settle or self.best not in self.parts:
             return self.best, min(self._part_steps(), steps)  # untimed, settling, or measure it first
         if self.timing is not None:
+            if self.settling:
+                return self.timing, min(self._steps_for(PROBE_SETTLE_SECONDS, PROBE_SETTLE_STEPS), steps)
             return self.timing, min(self._probe_steps(), steps)
         if self.wait > 0:
             self.wait -= 1
@@ -111,15 +129,18 @@ class ThreadChoice:
         self.warming = others[self.turn % len(others)]
         return self.warming, 1
 
+    def _steps_for(self, seconds, most):
+        """Steps that take about `seconds` on the chosen count: 1 to `most`."""
+        step = self.usual(self.best)
+        return max(1, min(most, round(seconds / step))) if step else most
+
     def _part_steps(self):
         """Steps of a part: about PART_SECONDS on the chosen count, 1 to PART_STEPS."""
-        step = self.usual(self.best)
-        return max(1, min(PART_STEPS, round(PART_SECONDS / step))) if step else PART_STEPS
+        return self._steps_for(PART_SECONDS, PART_STEPS)
 
     def _probe_steps(self):
         """Timed steps of a probe: about PROBE_SECONDS on the chosen count, 1 to PROBE_STEPS."""
-        step = self.usual(self.best)
-        return max(1, min(PROBE_STEPS, round(PROBE_SECONDS / step))) if step else PROBE_STEPS
+        return self._steps_for(PROBE_SECONDS, PROBE_STEPS)
 
     def record(self, threads, steps, seconds):
         """Note that `steps` steps on `threads` threads took `seconds`."""
@@ -128,12 +149,13 @@ class ThreadChoice:
         if not self.warm:
             self.warm = True
             return
-        if threads == self.warming:  # a probe's first step: not a measure, unless hopeless
-            self.warming = None
+        if threads == self.warming or (threads == self.timing and self.settling):
+            # a probe's first steps: not a measure, unless hopeless
+            settled, self.warming, self.settling = threads == self.timing, None, False
             if now <= ABORT * (self.usual(self.best) or float("inf")):
-                self.timing = threads
+                self.timing, self.settling = threads, not settled
             else:
-                self.probed[threads] = now
+                self.timing, self.probed[threads] = None, now
                 self._lost()
             return
         if threads == self.timing:
