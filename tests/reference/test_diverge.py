@@ -20,12 +20,14 @@ def test_flips_are_units_on_opposite_sides_of_zero():
 
 @pytest.mark.slow
 def test_float32_parts_at_a_named_step_and_unit(train_split):
-    # Seed 19 parts early in the first epoch: running this finder on seeds 5-24
-    # for 500 steps, seeds 9, 17 and 19 part within them (at steps 266, 462 and
-    # 181), the others do not. 300 steps are enough and cost seconds.
+    # Seed 9 parts early in the first epoch, at step 266, on both machines this
+    # finder has run on. Where a step parts depends on how Keras's kernels
+    # round: on the AMD EPYC (Zen 5) seeds 9, 17 and 19 of 5-24 parted within
+    # 500 steps (at 266, 462 and 181); on the Intel Xeon, of 0-9, 17 and 19,
+    # seeds 6 (334) and 9 (266) did. 300 steps cost seconds.
     from reference.diverge import SLACK, find
 
-    result = find("float32", seed=19, steps=300, data=train_split)
+    result = find("float32", seed=9, steps=300, data=train_split)
     assert result.step is not None and result.steps == result.step  # it stopped there
     at = result.flips_at(result.step)
     assert at, result.report()
