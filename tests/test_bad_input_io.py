@@ -207,6 +207,8 @@ BAD_SETTINGS = {
     "blas-threads": ({"NN_BLAS_THREADS": "x"}, "NN_BLAS_THREADS must be a positive integer"),
     "cache-no": ({"NN_NUMBA_CACHE": "no"}, "NN_NUMBA_CACHE must be 0 (cache off) or 1 (cache on)"),
     "skip-zeros": ({"NN_SKIP_ZEROS": "maybe"}, "NN_SKIP_ZEROS must be 0, 1 or auto; got 'maybe'"),
+    "flush-yes": ({"NN_FLUSH_SUBNORMALS": "yes"},
+                  "NN_FLUSH_SUBNORMALS must be 0 (IEEE subnormals) or 1 (flush them to zero); got 'yes'"),
 }
 
 
@@ -225,7 +227,7 @@ def test_a_bad_setting_is_an_input_error_on_first_use_not_at_import(case):
 
 def test_good_settings_are_accepted():
     env = {"NN_NUM_THREADS": "1", "NN_BLAS_THREADS": "0", "NN_NUMBA_CACHE": "1",
-           "NN_SKIP_ZEROS": "auto"}
+           "NN_SKIP_ZEROS": "auto", "NN_FLUSH_SUBNORMALS": "0"}
     result = run_python(PROBE, env)
     assert result.stdout.strip() == "accepted", result.stdout + result.stderr
 

@@ -5,7 +5,9 @@ on, so a new process skips compilation); NN_NUM_THREADS sets the threads of the
 fused steps (unset or 0: up to every core, and on the compressed-row path
 each part's count chosen from measured step times) and NN_BLAS_THREADS those of the BLAS behind numba's
 np.dot outside training (each a positive integer; unset or 0: every core); NN_SKIP_ZEROS=0|1|auto
-decides whether the fused trainer skips zero inputs.
+decides whether the fused trainer skips zero inputs; NN_FLUSH_SUBNORMALS=0|1
+whether the fused steps flush subnormal floats to zero (default 1, as XLA and
+TensorFlow do; nn.fast.subnormals).
 
 Flags are read once, at import, and a bad value never breaks `import nn`: it is
 recorded (the flag keeps its default meanwhile), and `check()` raises InputError
@@ -41,11 +43,11 @@ def _threads(var):
     return count or _cores(), None
 
 
-def _cache():
-    """(on, problem) for NN_NUMBA_CACHE: 1 (default) or 0."""
-    text = os.environ.get("NN_NUMBA_CACHE", "").strip() or "1"
+def _switch(var, what):
+    """(on, problem) for a 0|1 variable `var` (default 1); what: (meaning of 0, meaning of 1)."""
+    text = os.environ.get(var, "").strip() or "1"
     if text not in ("0", "1"):
-        return True, f"NN_NUMBA_CACHE must be 0 (cache off) or 1 (cache on); got {text!r}"
+        return True, f"{var} must be 0 ({what[0]}) or 1 ({what[1]}); got {text!r}"
     return text == "1", None
 
 
@@ -56,7 +58,13 @@ def _cache():
 #: all so they round exactly as their NumPy twins do.
 FASTMATH_MATMUL = {"contract"}
 
-CACHE, _CACHE_PROBLEM = _cache()
+CACHE, _CACHE_PROBLEM = _switch("NN_NUMBA_CACHE", ("cache off", "cache on"))
+
+#: Flush subnormal floats to zero in the fused steps (NN_FLUSH_SUBNORMALS=1,
+#: the default), as XLA and TensorFlow do on CPU; 0 keeps IEEE gradual
+#: underflow. Read at each train_steps call, not compiled in; see
+#: nn.fast.subnormals for why (Intel's microcode assists) and what it changes.
+FLUSH_SUBNORMALS, _FLUSH_PROBLEM = _switch("NN_FLUSH_SUBNORMALS", ("IEEE subnormals", "flush them to zero"))
 
 #: Options every kernel is compiled with. error_model="numpy" makes x / 0
 #: give inf or nan as NumPy does instead of raising; it also drops the zero
@@ -123,7 +131,7 @@ def shorter_spinning():
 #: whose numba threads then stay idle.
 BLAS_THREADS, _BLAS_PROBLEM = _threads("NN_BLAS_THREADS")
 
-_PROBLEMS = [p for p in (_CACHE_PROBLEM, _NUM_PROBLEM, _BLAS_PROBLEM) if p]
+_PROBLEMS = [p for p in (_CACHE_PROBLEM, _FLUSH_PROBLEM, _NUM_PROBLEM, _BLAS_PROBLEM) if p]
 
 #: Skip the first layer's zero inputs: NN_SKIP_ZEROS=1 always, 0 never, auto
 #: (default) when at most SKIP_ZEROS_DENSITY of the training inputs are
@@ -158,9 +166,10 @@ def thread_settings():
     """What decides the threads in a run: numba's count and layer, BLAS env vars."""
     settings = {k: os.environ.get(k) for k in (
         "NN_NUM_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER", "OMP_NUM_THREADS",
-        "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "NN_BLAS_THREADS", "NN_SKIP_ZEROS")}
+        "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "NN_BLAS_THREADS", "NN_SKIP_ZEROS",
+        "NN_FLUSH_SUBNORMALS")}
     settings.update(fused_threads=NUM_THREADS, adaptive_threads=ADAPTIVE_THREADS, gomp_spincount_set_by_nn=SPIN_SET,
-                    numba_blas_threads=BLAS_THREADS,
+                    numba_blas_threads=BLAS_THREADS, flush_subnormals=FLUSH_SUBNORMALS,
                     skip_zeros_density=SKIP_ZEROS_DENSITY if SKIP_ZEROS == "auto" else None)
     try:
         import numba

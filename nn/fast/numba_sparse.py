@@ -35,6 +35,7 @@ from numba.np.numpy_support import carray
 
 from nn.fast.config import JIT, JIT_MATMUL
 from nn.fast.numba_fused import _backward_from, _block, _forward, _loss_gradient, adam_flat, layout
+from nn.fast.subnormals import set_mode, task_mode
 
 
 #: Outputs summed at once in registers: 128 float32 fill 8 of the 32 AVX-512
@@ -279,8 +280,11 @@ def first_layer_rows(batches, idx, kernel, bias, relu, out, scratch, pieces):
     nonzero inputs, grouped by column, stay in scratch (starts, cols, vals
     [t]), where first_layer_update finds them.
     """
+    mode = task_mode()  # each task computes in the calling thread's mode (nn.fast.subnormals)
     for p in prange(pieces):
+        saved = set_mode(mode)
         _rows_task(batches, idx, kernel, bias, relu, out, scratch, p, pieces)
+        set_mode(saved)
 
 
 @njit(**JIT)
@@ -337,8 +341,11 @@ def first_layer_update(chain, scratch, g, adam, pieces):
     a contiguous block. The remaining parameters are cut into equal ranges.
     adam = (alpha, 1 - b1, 1 - b2, eps).
     """
+    mode = task_mode()
     for p in prange(pieces):
+        saved = set_mode(mode)
         _update_task(chain, scratch, g, adam, p, pieces)
+        set_mode(saved)
 
 
 @njit(**JIT)

@@ -31,7 +31,7 @@ import numba
 import numpy as np
 from numba import njit
 
-from nn.fast import config
+from nn.fast import config, subnormals
 from nn.fast.config import CACHE, JIT
 from nn.fast.numba_fused import Scratch, _backward_from, _forward, _loss_gradient, dense_step, layout
 from nn.fast.numba_kernels import MAX_THREADS, warm_up
@@ -119,10 +119,18 @@ def train_steps(chain, batches, first_step, adam, threads, losses, correct, scra
     (numba_sparse); run it inside `thread_counts(...)` so that numba has that
     many. Without them, every product goes to BLAS. scratch: from scratch_for
     with at least `threads` tasks, to reuse across chunks (default: made here).
+    Subnormal results are flushed to zero unless NN_FLUSH_SUBNORMALS=0
+    (nn.fast.subnormals: Intel's assists for them cost more than the steps).
     """
     pieces = max(1, min(threads, MAX_THREADS))
     if scratch is None:
         scratch = scratch_for(chain, batches, pieces)
+    with subnormals.flushed():  # its parallel tasks take this thread's mode
+        _run_steps(chain, batches, first_step, adam, pieces, losses, correct, scratch)
+
+
+def _run_steps(chain, batches, first_step, adam, pieces, losses, correct, scratch):
+    """train_steps' choice of compiled loop, and the call."""
     if not len(batches.indptr):
         dense_steps(chain, batches, first_step, adam, scratch, losses, correct)
         return

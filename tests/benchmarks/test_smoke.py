@@ -57,3 +57,11 @@ def test_gradcheck_speed(tmp_path):
     assert [r["method"] for r in result["rows"]] == ["fd", "complex", "directional"]
     assert all(r["passed"] and r["seconds_median"] > 0 for r in result["rows"])
     assert "worst error" in stdout
+
+
+def test_subnormals(tmp_path):
+    result, stdout = run("subnormals.py", tmp_path, "--epochs", "1")  # 1,500 steps: moments decay
+    (row,) = result["rows"]  # below 1.2e-38 after about 800 steps without their pixel
+    assert row["ieee_s"] > 0 and row["flushed_s"] > 0
+    assert row["subnormal_m_ieee"] > 0 and row["subnormal_moments_flushed"] == 0
+    assert row["parameters"] == 104_938 and "IEEE/flushed" in stdout

@@ -1,0 +1,111 @@
+"""Flushing subnormals in the fused steps (nn.fast.subnormals): what it changes, and that it is undone.
+
+A subnormal is a float below the smallest normal one (float32: 1.2e-38). On
+the fast path, train_steps flushes them to zero (MXCSR's FTZ and DAZ bits),
+as XLA and TensorFlow do; with NN_FLUSH_SUBNORMALS=0 it keeps IEEE
+arithmetic. The first test builds the case MNIST training makes thousands
+of times: an input column that is zero in every batch, whose weights' Adam
+moments decay by 0.9 a step, starting in the subnormal range. Flushed, those
+moments become 0 and nothing else changes; not flushed, they are the twin's
+IEEE values. The others check that every thread gets back the mode it had.
+"""
+
+import numpy as np
+import pytest
+
+from nn.fast import steps as twin
+from nn.optimizers import Adam
+
+numba_steps = pytest.importorskip("nn.fast.numba_steps")
+subnormals = pytest.importorskip("nn.fast.subnormals")
+from numba import njit, prange  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not subnormals.X86_64, reason="the flush bits are x86-64's MXCSR")
+
+
+def blank_column_problem(dtype):
+    """A 3-layer chain whose last input column is zero in every example, its W1 row's first
+    moments subnormal: (Chain arguments, Batches, AdamSteps, slice of that row in the flats)."""
+    rng = np.random.default_rng(7)
+    n, sizes, batch = 24, (9, 6, 5, 3), 4
+    x = rng.standard_normal((n, sizes[0])).astype(dtype)
+    x[rng.random(x.shape) < 0.5] = 0
+    x[:, -1] = 0  # a pixel never inked: its W1 row's gradient is exactly 0 every step (the
+    # last row: on two threads a worker's, not the calling thread's, moves it)
+    shapes = np.array(list(zip(sizes[:-1], sizes[1:])), np.int64)
+    w = (0.3 * rng.standard_normal(sum(i * o + o for i, o in shapes.tolist()))).astype(dtype)
+    m, v = np.zeros_like(w), np.zeros_like(w)
+    row = slice((sizes[0] - 1) * sizes[1], sizes[0] * sizes[1])
+    tiny = np.finfo(dtype).tiny  # smallest normal
+    m[row] = tiny * np.linspace(0.3, 0.99, sizes[1]).astype(dtype)  # subnormal, decaying further
+    v[row] = dtype(1e-6)
+    steps = n // batch
+    adam = twin.AdamSteps(Adam().alphas(1, steps, dtype), *Adam().coefficients(1, dtype)[1:])
+    batches = twin.Batches(x, rng.integers(0, 3, n), rng.permutation(n).astype(np.int64), batch,
+                           *twin.nonzero_rows(x))
+    return (shapes, np.array([True, True, False]), w, m, v), batches, adam, row
+
+
+def run(module, problem, threads, flush, monkeypatch):
+    """module.train_steps on a copy of the problem's chain, with NN_FLUSH_SUBNORMALS=flush."""
+    (shapes, relu, w, m, v), batches, adam, _ = problem
+    chain = twin.Chain(shapes, relu, w.copy(), m.copy(), v.copy(), np.empty_like(w))
+    steps = len(adam.alphas)
+    losses, correct = np.empty(steps, w.dtype), np.empty(steps, np.int64)
+    monkeypatch.setattr(numba_steps.config, "FLUSH_SUBNORMALS", flush)  # read at each call
+    module.train_steps(chain, batches, 0, adam, threads, losses, correct)
+    return chain, losses
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_flushing_zeroes_the_subnormal_moments_and_changes_nothing_else(dtype, threads, monkeypatch):
+    problem = blank_column_problem(dtype)
+    row, tiny = problem[3], np.finfo(dtype).tiny
+    ieee, _ = run(numba_steps, problem, threads, False, monkeypatch)
+    want, _ = run(twin, problem, threads, False, monkeypatch)  # the twin: NumPy, always IEEE
+    assert ieee.m[row].tobytes() == want.m[row].tobytes()  # (m + (0 - m) * 0.1: no BLAS in it)
+    assert np.all((ieee.m[row] != 0) & (np.abs(ieee.m[row]) < tiny)), "the case must be subnormal"
+    flushed, _ = run(numba_steps, problem, threads, True, monkeypatch)
+    assert np.all(flushed.m[row] == 0)
+    rest = np.ones(len(ieee.m), bool)
+    rest[row] = False
+    for name in ("w", "m", "v", "grads"):  # every other bit as IEEE gave it
+        a, b = getattr(flushed, name), getattr(ieee, name)
+        assert (a[rest] if name == "m" else a).tobytes() == (b[rest] if name == "m" else b).tobytes(), name
+
+
+@njit(parallel=True)
+def modes_of_every_thread(out):
+    for p in prange(out.shape[0]):
+        out[p] = subnormals.task_mode()
+
+
+def test_every_thread_gets_its_mode_back_even_when_train_steps_raises(monkeypatch):
+    problem = blank_column_problem(np.float32)
+    before = subnormals.task_mode()
+    run(numba_steps, problem, 2, True, monkeypatch)
+    assert subnormals.task_mode() == before
+    out = np.empty(64, np.uint32)  # 64 tasks: every thread of numba's pool takes some
+    modes_of_every_thread(out)
+    assert np.all(out == before), "a parallel task left a thread flushing"
+    (shapes, relu, w, m, v), batches, adam, _ = problem
+    small = numba_steps.scratch_for(twin.Chain(shapes, relu, w, m, v, w.copy()), batches, 1)
+    small = small._replace(starts=small.starts[:0])  # too few tiles: train_steps refuses
+    with pytest.raises(ValueError, match="tiles"):
+        numba_steps.train_steps(twin.Chain(shapes, relu, w, m, v, w.copy()), batches, 0, adam, 2,
+                                np.empty(6, np.float32), np.empty(6, np.int64), small)
+    assert subnormals.task_mode() == before
+
+
+def test_a_thread_already_flushing_keeps_ieee_inside_when_asked_and_flushes_again_after(monkeypatch):
+    problem = blank_column_problem(np.float32)  # before: the mode flushes NumPy's results too
+    old = subnormals.set_mode(subnormals.FLUSH)
+    try:
+        ieee, _ = run(numba_steps, problem, 1, False, monkeypatch)
+        inside = subnormals.task_mode()
+    finally:
+        subnormals.set_mode(old)
+    assert inside == subnormals.FLUSH and subnormals.task_mode() == old & subnormals.FLUSH
+    assert np.all(ieee.m[problem[3]] != 0)  # IEEE inside, though the caller flushes (checked
+    # after the restore: with DAZ on, NumPy's != reads a subnormal as 0)
