@@ -125,6 +125,8 @@ def train_steps(chain, batches, first_step, adam, threads, losses, correct, scra
     pieces = max(1, min(threads, MAX_THREADS))
     if scratch is None:
         scratch = scratch_for(chain, batches, pieces)
+    if pieces > 1:
+        subnormals.start_threads()  # not inside flushed(): a thread started there would keep its mode
     with subnormals.flushed():  # its parallel tasks take this thread's mode
         _run_steps(chain, batches, first_step, adam, pieces, losses, correct, scratch)
 
@@ -192,6 +194,7 @@ def compile_parallel(chain, batches, adam, scratch, losses, correct):
         _helper = None
     warm_up(chain.w.dtype)
     sparse_steps.compile(tuple(numba.typeof(a) for a in args))
+    subnormals._each_task.compile((numba.types.uint32[::1],))  # start_threads' region, cached too
     return True
 
 

@@ -2,26 +2,30 @@
 
 A subnormal (denormal) float is one below the smallest normal number, 1.2e-38
 in float32 and 2.2e-308 in float64. Intel cores take a microcode assist, on
-the order of a hundred cycles, for an instruction that reads or makes one;
-AMD's Zen cores take almost none. In MNIST training they come from Adam: the
-first moment m of a weight whose pixel is absent from the batch shrinks by
-0.9 a step (m + (0 - m) * 0.1), and a weight of a pixel that is seldom inked
-spends about 150 steps between 1.2e-38 and zero on the way down. About 5,000
-of W1's 100,352 moments are subnormal at any time, and on the 2-core Xeon
-(Emerald Rapids) the assists took 60% of a batch-32 epoch on one thread
-(0.90 s against 0.37 s; docs/benchmarks.md).
+the order of a hundred cycles, for many instructions that read or make one
+(the AMD Zen 5 this engine was first tuned on showed no such cost in its
+step budgets). In MNIST training they come from Adam: the first moment m of
+a weight whose pixel is absent from the batch shrinks by 0.9 a step
+(m + (0 - m) * 0.1), and in IEEE arithmetic it never reaches zero: after
+about 135 steps below 1.2e-38 it stalls at 4 x 2^-149 (6e-45, where the
+product rounds back up), and stays subnormal until its pixel comes back.
+About 5,000 of W1's 100,352 moments are subnormal at any time, and on the
+2-core Xeon (Emerald Rapids) the assists took 60% of a batch-32 epoch on one
+thread (0.90 s against 0.37 s; docs/benchmarks.md).
 
 x86's MXCSR register has two bits for this: FTZ (results that would be
 subnormal are 0) and DAZ (subnormal inputs are read as 0). XLA (so JAX) and
 TensorFlow (so Keras) set both in their CPU threads; PyTorch leaves them off
 unless `torch.set_flush_denormal(True)`. nn's fused steps set them for the
 length of each `train_steps` call (`flushed`), on the calling thread and,
-copied from it, in every parallel task (`task_mode`, `set_mode`), and restore
-what each thread had after: the user's own NumPy and numba code is not
-affected. (OpenBLAS's own threads, which the BLAS path's large products may
-use, keep their own mode: there only the products on the calling thread,
-and Adam, flush.) `NN_FLUSH_SUBNORMALS=0` keeps IEEE gradual underflow (slower on
-Intel).
+copied from it, in every parallel task (`task_mode`, `set_mode`), and
+restore what each thread had after: the user's own NumPy and numba code is
+not affected. A new thread starts with the mode of the thread that starts
+it, so numba's pool must not grow inside the block: `start_threads` has it
+start all its threads first, outside it. (OpenBLAS's own threads, which the
+BLAS path's large products may use, keep their own mode: there only the
+products on the calling thread, and Adam, flush.) `NN_FLUSH_SUBNORMALS=0`
+keeps IEEE gradual underflow (slower on Intel).
 
 What it changes: only values that would be subnormal. A flushed m of about
 1e-39 moves its weight by m * alpha / (sqrt(v) + eps), about 1e-35, which
@@ -40,9 +44,10 @@ the IEEE rules there, possibly slower.
 import contextlib
 import platform
 
+import numba
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -112,8 +117,37 @@ def flushed(on=None):
     """Inside the block this thread flushes subnormals to zero (on) or keeps IEEE gradual
     underflow (not on); after it, the thread's mode is what it was. on: default
     NN_FLUSH_SUBNORMALS (config.FLUSH_SUBNORMALS)."""
-    old = set_mode(FLUSH if (config.FLUSH_SUBNORMALS if on is None else on) else 0)
+    old = None
     try:
+        old = set_mode(FLUSH if (config.FLUSH_SUBNORMALS if on is None else on) else 0)
         yield
     finally:
-        set_mode(old)
+        if old is not None:
+            set_mode(old)
+
+
+@njit(parallel=True, **JIT)
+def _each_task(modes):
+    for p in prange(modes.shape[0]):
+        modes[p] = task_mode()
+
+
+_started = False  # whether start_threads has had numba's whole pool run at once
+
+
+def start_threads():
+    """Have every thread of numba's pool run a task, once per process, so that they all exist.
+
+    Call it outside `flushed`: a thread that OpenMP (numba's threading layer
+    here) starts inside would take the flushing mode from the calling thread
+    and keep it, since each task restores the mode it found.
+    """
+    global _started
+    if not _started:
+        count, most = numba.get_num_threads(), numba.config.NUMBA_NUM_THREADS
+        numba.set_num_threads(most)
+        try:
+            _each_task(np.zeros(most, np.uint32))
+        finally:
+            numba.set_num_threads(count)
+        _started = True

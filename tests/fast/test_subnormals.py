@@ -10,6 +10,10 @@ moments become 0 and nothing else changes; not flushed, they are the twin's
 IEEE values. The others check that every thread gets back the mode it had.
 """
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -79,6 +83,51 @@ def test_flushing_zeroes_the_subnormal_moments_and_changes_nothing_else(dtype, t
 def modes_of_every_thread(out):
     for p in prange(out.shape[0]):
         out[p] = subnormals.task_mode()
+
+
+@njit
+def scaled(x, out):
+    """out = x[0] * x[1], x[2] * x[3] in x's dtype. Arrays, not scalars: a float32 scalar
+    crosses into numba through a float64, whose conversion the mode would flush too."""
+    out[0], out[1] = x[0] * x[1], x[2] * x[3]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_flushing_reads_subnormals_as_zero_and_makes_none(dtype):
+    tiny = np.finfo(dtype).tiny
+    x = np.array([tiny / 4, 2.0 ** 100, tiny * 1.5, 0.5], dtype)  # a subnormal; tiny * 1.5 / 2 too
+    flushed, ieee = np.empty(2, dtype), np.empty(2, dtype)
+    with subnormals.flushed(True):
+        scaled(x, flushed)
+    with subnormals.flushed(False):
+        scaled(x, ieee)
+    # (compared outside the blocks: with DAZ on, NumPy's == reads a subnormal as 0)
+    assert flushed.tolist() == [0, 0]  # DAZ gave the first, FTZ the second: each needs its bit
+    assert ieee.tolist() == [dtype(tiny / 4) * dtype(2.0 ** 100), dtype(tiny * 0.75)]  # exact
+
+
+POOL = """
+import numpy as np
+from tests.fast.test_subnormals import blank_column_problem, modes_of_every_thread
+from nn.fast import numba_steps, subnormals, steps as twin
+(shapes, relu, w, m, v), batches, adam, _ = blank_column_problem(np.float32)
+# the first parallel region of this process: numba's pool starts here
+numba_steps.train_steps(twin.Chain(shapes, relu, w, m, v, np.empty_like(w)), batches, 0, adam, 2,
+                        np.empty(6, np.float32), np.empty(6, np.int64))
+out = np.empty(64, np.uint32)
+modes_of_every_thread(out)
+print(subnormals.task_mode(), sorted(set(out.tolist())))
+"""
+
+
+def test_threads_the_pool_starts_during_training_do_not_keep_the_flushing_mode():
+    """In a new process, training starts numba's pool: a thread OpenMP started inside the
+    flushed block would inherit the flushing mode and keep it (each task restores what it found)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run([sys.executable, "-c", POOL], capture_output=True, text=True, cwd=root,
+                          env=dict(os.environ, PYTHONPATH=root, NN_FLUSH_SUBNORMALS="1"), timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["0", "[0]"], done.stdout
 
 
 def test_every_thread_gets_its_mode_back_even_when_train_steps_raises(monkeypatch):
