@@ -125,28 +125,26 @@ def train_steps(chain, batches, first_step, adam, threads, losses, correct, scra
     pieces = max(1, min(threads, MAX_THREADS))
     if scratch is None:
         scratch = scratch_for(chain, batches, pieces)
-    if pieces > 1:
+    steps, args = _chosen_steps(chain, batches, first_step, adam, pieces, losses, correct, scratch)
+    if steps is sparse_steps:  # the parallel loop, even as one task: OpenMP may start threads there
         subnormals.start_threads()  # not inside flushed(): a thread started there would keep its mode
     with subnormals.flushed():  # its parallel tasks take this thread's mode
-        _run_steps(chain, batches, first_step, adam, pieces, losses, correct, scratch)
+        steps(*args)
 
 
-def _run_steps(chain, batches, first_step, adam, pieces, losses, correct, scratch):
-    """train_steps' choice of compiled loop, and the call."""
+def _chosen_steps(chain, batches, first_step, adam, pieces, losses, correct, scratch):
+    """train_steps' choice of compiled loop: (the loop, its arguments)."""
     if not len(batches.indptr):
-        dense_steps(chain, batches, first_step, adam, scratch, losses, correct)
-        return
+        return dense_steps, (chain, batches, first_step, adam, scratch, losses, correct)
     tiles = most_tiles(batches.batch_size, pieces)
     if len(scratch.starts) < tiles:  # the compiled loops do not check bounds
         raise ValueError(f"scratch for {len(scratch.starts)} tiles, not {tiles}")
     if pieces == 1 and not _parallel_compiled(chain):
         args = (chain, batches, first_step, adam, scratch, 1, losses, correct)
         if _helper is not None and not serial_steps.signatures and not _serial_ready(args):
-            stepwise_steps(*args)  # until the helper has cached serial_steps
-        else:
-            serial_steps(*args)
-    else:
-        sparse_steps(chain, batches, first_step, adam, scratch, pieces, losses, correct)
+            return stepwise_steps, args  # until the helper has cached serial_steps
+        return serial_steps, args
+    return sparse_steps, (chain, batches, first_step, adam, scratch, pieces, losses, correct)
 
 
 def _parallel_compiled(chain):
@@ -193,6 +191,11 @@ def compile_parallel(chain, batches, adam, scratch, losses, correct):
         _helper.stop()  # done, ended or too slow: what it cached loads, the rest compiles here
         _helper = None
     warm_up(chain.w.dtype)
+    # Launches numba's threading layer if nothing has yet: compiling parallel code does, loading it
+    # from the cache does not (numba 0.68), and a process that had launched nothing aborted once
+    # here in LLVM ('Symbol not found: allocate_sched'; not reproduced since). The trainer has
+    # always launched it by now; a direct caller may not have.
+    numba.get_num_threads()
     sparse_steps.compile(tuple(numba.typeof(a) for a in args))
     subnormals._each_task.compile((numba.types.uint32[::1],))  # start_threads' region, cached too
     return True

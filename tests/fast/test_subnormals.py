@@ -111,21 +111,28 @@ import numpy as np
 from tests.fast.test_subnormals import blank_column_problem, modes_of_every_thread
 from nn.fast import numba_steps, subnormals, steps as twin
 (shapes, relu, w, m, v), batches, adam, _ = blank_column_problem(np.float32)
-# the first parallel region of this process: numba's pool starts here
-numba_steps.train_steps(twin.Chain(shapes, relu, w, m, v, np.empty_like(w)), batches, 0, adam, 2,
-                        np.empty(6, np.float32), np.empty(6, np.int64))
+chain = twin.Chain(shapes, relu, w, m, v, np.empty_like(w))
+losses, correct = np.empty(6, np.float32), np.empty(6, np.int64)
+if {threads} == 1:  # as a run fixed on one thread, once the parallel steps are compiled
+    numba_steps.compile_parallel(chain, batches, adam, numba_steps.scratch_for(chain, batches, 2),
+                                 losses, correct)
+# the first parallel region of this process (sparse_steps, as {threads} task(s)): the pool starts here
+numba_steps.train_steps(chain, batches, 0, adam, {threads}, losses, correct)
 out = np.empty(64, np.uint32)
 modes_of_every_thread(out)
 print(subnormals.task_mode(), sorted(set(out.tolist())))
 """
 
 
-def test_threads_the_pool_starts_during_training_do_not_keep_the_flushing_mode():
-    """In a new process, training starts numba's pool: a thread OpenMP started inside the
-    flushed block would inherit the flushing mode and keep it (each task restores what it found)."""
+@pytest.mark.parametrize("threads", [2, 1])
+def test_threads_the_pool_starts_during_training_do_not_keep_the_flushing_mode(threads):
+    """In a new process, training starts numba's pool, on one task too: a thread OpenMP started
+    inside the flushed block would inherit the flushing mode and keep it (each task restores
+    what it found)."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    done = subprocess.run([sys.executable, "-c", POOL], capture_output=True, text=True, cwd=root,
-                          env=dict(os.environ, PYTHONPATH=root, NN_FLUSH_SUBNORMALS="1"), timeout=600)
+    done = subprocess.run([sys.executable, "-c", POOL.format(threads=threads)], capture_output=True,
+                          text=True, cwd=root, env=dict(os.environ, PYTHONPATH=root, NN_FLUSH_SUBNORMALS="1"),
+                          timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["0", "[0]"], done.stdout
 
