@@ -197,7 +197,7 @@ def compile_parallel(chain, batches, adam, scratch, losses, correct):
     # always launched it by now; a direct caller may not have.
     numba.get_num_threads()
     sparse_steps.compile(tuple(numba.typeof(a) for a in args))
-    subnormals._each_task.compile((numba.types.uint32[::1],))  # start_threads' region, cached too
+    subnormals.task_modes.compile((numba.types.uint32[::1],))  # start_threads' region, cached too
     return True
 
 

@@ -127,7 +127,8 @@ def flushed(on=None):
 
 
 @njit(parallel=True, **JIT)
-def _each_task(modes):
+def task_modes(modes):
+    """modes[p] = the mode task p of a parallel loop over modes' length runs with (task_mode)."""
     for p in prange(modes.shape[0]):
         modes[p] = task_mode()
 
@@ -147,7 +148,7 @@ def start_threads():
         count, most = numba.get_num_threads(), numba.config.NUMBA_NUM_THREADS
         numba.set_num_threads(most)
         try:
-            _each_task(np.zeros(most, np.uint32))
+            task_modes(np.zeros(most, np.uint32))
         finally:
             numba.set_num_threads(count)
         _started = True

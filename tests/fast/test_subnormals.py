@@ -22,7 +22,7 @@ from nn.optimizers import Adam
 
 numba_steps = pytest.importorskip("nn.fast.numba_steps")
 subnormals = pytest.importorskip("nn.fast.subnormals")
-from numba import njit, prange  # noqa: E402
+from numba import njit  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not subnormals.X86_64, reason="the flush bits are x86-64's MXCSR")
 
@@ -79,12 +79,6 @@ def test_flushing_zeroes_the_subnormal_moments_and_changes_nothing_else(dtype, t
         assert (a[rest] if name == "m" else a).tobytes() == (b[rest] if name == "m" else b).tobytes(), name
 
 
-@njit(parallel=True)
-def modes_of_every_thread(out):
-    for p in prange(out.shape[0]):
-        out[p] = subnormals.task_mode()
-
-
 @njit
 def scaled(x, out):
     """out = x[0] * x[1], x[2] * x[3] in x's dtype. Arrays, not scalars: a float32 scalar
@@ -108,7 +102,7 @@ def test_flushing_reads_subnormals_as_zero_and_makes_none(dtype):
 
 POOL = """
 import numpy as np
-from tests.fast.test_subnormals import blank_column_problem, modes_of_every_thread
+from tests.fast.test_subnormals import blank_column_problem
 from nn.fast import numba_steps, subnormals, steps as twin
 (shapes, relu, w, m, v), batches, adam, _ = blank_column_problem(np.float32)
 chain = twin.Chain(shapes, relu, w, m, v, np.empty_like(w))
@@ -119,7 +113,7 @@ if {threads} == 1:  # as a run fixed on one thread, once the parallel steps are 
 # the first parallel region of this process (sparse_steps, as {threads} task(s)): the pool starts here
 numba_steps.train_steps(chain, batches, 0, adam, {threads}, losses, correct)
 out = np.empty(64, np.uint32)
-modes_of_every_thread(out)
+subnormals.task_modes(out)
 print(subnormals.task_mode(), sorted(set(out.tolist())))
 """
 
@@ -143,7 +137,7 @@ def test_every_thread_gets_its_mode_back_even_when_train_steps_raises(monkeypatc
     run(numba_steps, problem, 2, True, monkeypatch)
     assert subnormals.task_mode() == before
     out = np.empty(64, np.uint32)  # 64 tasks: every thread of numba's pool takes some
-    modes_of_every_thread(out)
+    subnormals.task_modes(out)
     assert np.all(out == before), "a parallel task left a thread flushing"
     (shapes, relu, w, m, v), batches, adam, _ = problem
     small = numba_steps.scratch_for(twin.Chain(shapes, relu, w, m, v, w.copy()), batches, 1)
